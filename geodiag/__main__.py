@@ -1,0 +1,3 @@
+from geodiag.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,39 @@
+"""Pure geometry estimators: numpy or torch arrays in, numbers out. Each cites its paper and equation.
+
+Nothing here knows about models, stores or plots; collectors call these, and tests check them against
+known answers and dense references.
+"""
+
+from geodiag.metrics.geometry import orthonormality_error, participation_ratio
+from geodiag.metrics.gradient import empirical_fisher, fisher_term, importance
+from geodiag.metrics.spectrum import (
+    PowerLawFit,
+    effective_rank,
+    factor_spectrum,
+    frobenius_norm,
+    nuclear_norm,
+    powerlaw_exponent,
+    singular_values,
+    stable_rank,
+    threshold_rank,
+)
+from geodiag.metrics.intrinsic_dim import TwoNNResult, twonn
+
+__all__ = [
+    "PowerLawFit",
+    "TwoNNResult",
+    "effective_rank",
+    "empirical_fisher",
+    "factor_spectrum",
+    "fisher_term",
+    "frobenius_norm",
+    "importance",
+    "nuclear_norm",
+    "orthonormality_error",
+    "participation_ratio",
+    "powerlaw_exponent",
+    "singular_values",
+    "stable_rank",
+    "threshold_rank",
+    "twonn",
+]

@@ -1,0 +1,39 @@
+"""Geometry of representations: participation ratio (ManifoldLoRA 002 Eq. 5) and probe orthonormality
+(002 Fig. 3c)."""
+
+from __future__ import annotations
+
+import torch
+
+from geodiag.metrics._arrays import ArrayLike, as_tensor
+
+
+def participation_ratio(H: ArrayLike, *, eps: float = 1e-12) -> float:
+    """PR(H) = (sum lambda)^2 / (sum lambda^2 + eps), lambda the eigenvalues of the centred covariance
+    H^T H / (n - 1) of the n x h activations H (ManifoldLoRA 002 Eq. 5).
+
+    No eigendecomposition is needed: sum lambda is the trace and sum lambda^2 the squared Frobenius
+    norm of the covariance. When n < h the centred Gram matrix (n x n) has the same non-zero
+    eigenvalues, so PR is well defined for any n >= 2 (the paper calls it undefined; SPEC §1 does not).
+    Callers should record n beside the value: with n < h, PR is at most n - 1.
+    """
+    X = as_tensor(H, "H", ndim=(2,)).to(torch.float64)
+    n, h = X.shape
+    if n < 2:
+        raise ValueError(f"participation_ratio needs at least 2 rows (observations), got {n}.")
+    Xc = X - X.mean(dim=0, keepdim=True)  # (n, h)
+    # (h, h) covariance or (n, n) Gram, whichever is smaller: same non-zero spectrum
+    C = (Xc.T @ Xc) if n >= h else (Xc @ Xc.T)
+    C = C / (n - 1)
+    trace = float(torch.diagonal(C).sum())  # sum lambda
+    if trace <= 0.0:
+        raise ValueError("H has zero variance (all rows are identical); its participation ratio is undefined.")
+    sum_sq = float((C * C).sum())  # sum lambda^2 = ||C||_F^2
+    return trace**2 / (sum_sq + eps)
+
+
+def orthonormality_error(Q: ArrayLike) -> float:
+    """||Q^T Q - I||_F for a basis Q with orthonormal columns (002 Fig. 3c); 0 for an exact one."""
+    Qt = as_tensor(Q, "Q", ndim=(2,)).to(torch.float64)
+    eye = torch.eye(Qt.shape[1], dtype=torch.float64, device=Qt.device)
+    return float(torch.linalg.matrix_norm(Qt.T @ Qt - eye))
