@@ -6,6 +6,7 @@ known answers and dense references.
 
 from geodiag.metrics.geometry import orthonormality_error, participation_ratio
 from geodiag.metrics.gradient import empirical_fisher, fisher_term, importance
+from geodiag.metrics.intrinsic_dim import TwoNNResult, twonn
 from geodiag.metrics.spectrum import (
     PowerLawFit,
     effective_rank,
@@ -17,7 +18,6 @@ from geodiag.metrics.spectrum import (
     stable_rank,
     threshold_rank,
 )
-from geodiag.metrics.intrinsic_dim import TwoNNResult, twonn
 
 __all__ = [
     "PowerLawFit",

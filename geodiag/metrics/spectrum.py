@@ -24,9 +24,10 @@ _GRAM_MIN_DIM = 256
 def singular_values(M: ArrayLike, *, method: str = "auto") -> torch.Tensor:
     """Singular values of a matrix, descending, as float64.
 
-    ``method="gram"`` takes eigenvalues of the smaller float64 Gram matrix (syrk + eigvalsh): on CPU
-    that is about 1.8x faster than ``torch.linalg.svdvals`` in float32 and 3x faster than in float64,
-    and exact to float64 rounding (|sigma_i^2 error| <= eps64 * sigma_1^2). ``"svd"`` calls
+    ``method="gram"`` takes eigenvalues of the smaller float64 Gram matrix (syrk + syevr): on a 2-core
+    CPU that is about 2x faster than ``torch.linalg.svdvals`` in float32 (2048 x 2048), and exact to
+    float64 rounding of the Gram matrix (|sigma_i^2 error| <~ eps64 * sigma_1^2, so sigma_i is resolved
+    to ~1e-8 sigma_1, far below float32 SVD's own error). ``"svd"`` calls
     ``torch.linalg.svdvals``. ``"auto"`` uses the Gram route for CPU matrices of at least 256 on the
     short side.
     """
@@ -41,20 +42,21 @@ def singular_values(M: ArrayLike, *, method: str = "auto") -> torch.Tensor:
     g = t.to(torch.float64)
     if g.shape[0] > g.shape[1]:
         g = g.T  # (short, long): the Gram matrix is short x short
-    gram = _gram(g)  # (short, short)
-    lam = torch.linalg.eigvalsh(gram).clamp_min_(0.0)
-    return torch.flip(lam, dims=(0,)).sqrt_()
+    return torch.flip(_gram_eigenvalues(g), dims=(0,)).clamp_min_(0.0).sqrt_()
 
 
-def _gram(g: torch.Tensor) -> torch.Tensor:
-    """g @ g.T for a float64 matrix; BLAS syrk on CPU (half the flops of a GEMM)."""
-    if g.device.type == "cpu":
-        from scipy.linalg import blas
+def _gram_eigenvalues(g: torch.Tensor) -> torch.Tensor:
+    """Ascending eigenvalues of g @ g.T (float64). On CPU: BLAS syrk fills one triangle (half a GEMM's
+    flops, no copy of g), and LAPACK's MRRR solver (syevr) reads that triangle in place."""
+    if g.device.type != "cpu":
+        return torch.linalg.eigvalsh(g @ g.T)
+    from scipy.linalg import blas, eigh
 
-        upper = blas.dsyrk(1.0, np.asfortranarray(g.numpy()))  # upper triangle only
-        upper = torch.from_numpy(upper)
-        return torch.triu(upper) + torch.triu(upper, diagonal=1).T
-    return g @ g.T
+    a = g.numpy()
+    # syrk on the Fortran view of a C-ordered g (that is, g^T) with trans=1 computes g g^T, lower part
+    lower = blas.dsyrk(1.0, a.T if a.flags.c_contiguous else np.asfortranarray(a.T), trans=1, lower=1)
+    lam = eigh(lower, lower=True, eigvals_only=True, driver="evr", check_finite=False, overwrite_a=True)
+    return torch.from_numpy(lam)
 
 
 def effective_rank(x: ArrayLike, *, method: str = "auto") -> float:

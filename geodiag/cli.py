@@ -1,0 +1,87 @@
+"""The `geodiag` command. Every user-facing failure is one sentence on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+import geodiag
+from geodiag.errors import GeodiagError
+from geodiag.store import DEFAULT_STORE
+
+RUN_TABLE_COLUMNS = ["run_id", "name", "kind", "method", "model", "task", "status", "started_at"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="geodiag",
+        description="Train LoRA-family adapters and record their geometry (gates, effective ranks, spectra, "
+                    "GID, intrinsic dimension) in a DuckDB store that the dashboard plots.",
+    )
+    parser.add_argument("--version", action="version", version=f"geodiag {geodiag.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    runs = sub.add_parser("runs", help="list or inspect the runs in a store")
+    runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION")
+    ls = runs_sub.add_parser("list", help="one line per run")
+    _store_arg(ls)
+    ls.add_argument("--json", action="store_true", help="print JSON records instead of a table")
+    ls.set_defaults(handler=_runs_list)
+    show = runs_sub.add_parser("show", help="one run's metadata, config and recorded metrics")
+    show.add_argument("run_id", metavar="RUN")
+    _store_arg(show)
+    show.set_defaults(handler=_runs_show)
+    return parser
+
+
+def _store_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default=DEFAULT_STORE, help=f"DuckDB store file (default: {DEFAULT_STORE})")
+
+
+def _runs_list(args: argparse.Namespace) -> int:
+    from geodiag.store import Reader
+
+    runs = Reader(args.store).runs()
+    if args.json:
+        print(runs.to_json(orient="records", date_format="iso"))
+    elif runs.empty:
+        print(f"No runs in {args.store} yet.")
+    else:
+        print(runs[RUN_TABLE_COLUMNS].to_string(index=False))
+    return 0
+
+
+def _runs_show(args: argparse.Namespace) -> int:
+    from geodiag.store import Reader
+
+    reader = Reader(args.store)
+    run = reader.run(args.run_id)
+    for key, value in run.items():
+        if key != "config":
+            print(f"{key:>17}: {value}")
+    print(f"{'config':>17}: {json.dumps(run['config'], indent=2, sort_keys=True)}")
+    names = reader.metric_names(args.run_id)
+    print(f"{'metrics':>17}: {', '.join(names) if names else '(none recorded yet)'}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 0 if args.command is None else 2
+    try:
+        return args.handler(args)
+    except GeodiagError as e:
+        print(f"geodiag: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("geodiag: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

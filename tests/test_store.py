@@ -1,0 +1,120 @@
+"""Store round trips through a real DuckDB file, and the errors a user sees for bad files."""
+
+import subprocess
+import sys
+import time
+
+import duckdb
+import pandas as pd
+import pytest
+
+from geodiag.errors import StoreError
+from geodiag.store import Reader, Writer
+
+
+@pytest.fixture
+def store(tmp_path):
+    return tmp_path / "runs" / "geodiag.duckdb"
+
+
+def test_round_trip_of_runs_and_metrics(store):
+    w = Writer(store)
+    rid = w.create_run(name="demo", kind="train", method="lora", model="tiny", task="basic_arithmetic",
+                       config={"r": 8, "lr": 1e-4}, trainable_params=1234, total_params=99999)
+    rows = [{"step": s, "name": "loss/lm", "value": 3.0 - 0.1 * s, "wall_time": 0.5 * s} for s in range(5)]
+    rows += [{"step": 4, "name": "spectrum/singular_value", "module": "layers.0.q_proj", "layer": 0,
+              "module_type": "q", "idx": k, "value": 1.0 / (k + 1)} for k in range(3)]
+    assert w.append(rid, pd.DataFrame(rows)) == 8
+    w.set_status(rid, "finished")
+
+    r = Reader(store)
+    runs = r.runs()
+    assert list(runs["run_id"]) == [rid]
+    assert runs.loc[0, "status"] == "finished" and runs.loc[0, "trainable_params"] == 1234
+    assert r.run(rid)["config"] == {"r": 8, "lr": 1e-4}
+    loss = r.metric(rid, "loss/lm")
+    assert list(loss["step"]) == list(range(5))
+    assert loss["value"].tolist() == pytest.approx([3.0 - 0.1 * s for s in range(5)])
+    sv = r.metric(rid, "spectrum/singular_value")
+    assert sv["idx"].tolist() == [0, 1, 2] and set(sv["module_type"]) == {"q"}
+    assert r.metric_names(rid) == ["loss/lm", "spectrum/singular_value"]
+
+
+def test_empty_store_has_no_runs_and_missing_store_says_so(store):
+    with pytest.raises(StoreError, match="There is no store at"):
+        Reader(store).runs()
+    store.parent.mkdir(parents=True)
+    duckdb.connect(str(store)).close()  # a new, empty DuckDB file: nothing to list, nothing wrong
+    assert Reader(store).runs().empty
+
+
+def test_unknown_run_id_is_a_clear_error(store):
+    Writer(store).create_run(name="a", kind="train")
+    with pytest.raises(StoreError, match="There is no run 'nope'"):
+        Reader(store).metric("nope", "loss/lm")
+    with pytest.raises(StoreError, match="There is no run 'nope'"):
+        Writer(store).set_status("nope", "finished")
+
+
+def test_foreign_and_corrupt_files_are_refused_and_left_untouched(tmp_path):
+    text = tmp_path / "notes.duckdb"
+    text.write_text("my thesis draft")
+    for make in (lambda: Reader(text).runs(), lambda: Writer(text).create_run(name="x", kind="train")):
+        with pytest.raises(StoreError, match="is not a DuckDB database, so geodiag will not touch it"):
+            make()
+    assert text.read_text() == "my thesis draft"
+
+    other = tmp_path / "other.duckdb"
+    con = duckdb.connect(str(other))
+    con.execute("CREATE TABLE sales (x INT)")
+    con.close()
+    with pytest.raises(StoreError, match="not a geodiag store"):
+        Writer(other).create_run(name="x", kind="train")
+
+    good = tmp_path / "good.duckdb"
+    Writer(good).create_run(name="x", kind="train")
+    with open(good, "r+b") as f:
+        f.truncate(5000)
+    with pytest.raises(StoreError, match="damaged or unreadable"):
+        Reader(good).runs()
+
+
+def hold_lock(store, seconds: float) -> subprocess.Popen:
+    """Another process that opens the store read-write and keeps it for `seconds`."""
+    code = (f"import duckdb, time; c = duckdb.connect({str(store)!r}); "
+            f"print('locked', flush=True); time.sleep({seconds})")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_reader_waits_for_a_writer_lock_then_reads(store):
+    Writer(store).create_run(name="x", kind="train")
+    holder = hold_lock(store, 1.5)
+    t0 = time.monotonic()
+    assert len(Reader(store).runs()) == 1  # retried until the lock went away
+    assert time.monotonic() - t0 > 0.3
+    holder.wait()
+
+
+def test_a_lock_held_too_long_is_a_clear_error(store):
+    Writer(store).create_run(name="x", kind="train")
+    holder = hold_lock(store, 5)
+    try:
+        from geodiag.store import _db
+
+        with pytest.raises(StoreError, match=rf"locked by process {holder.pid} for more than"), \
+                _db.connect(store, read_only=True, timeout_s=0.3):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_bad_rows_and_statuses_are_rejected(store):
+    w = Writer(store)
+    rid = w.create_run(name="x", kind="train")
+    with pytest.raises(ValueError, match="name and a step"):
+        w.append(rid, [{"value": 1.0}])
+    with pytest.raises(ValueError, match="status must be one of"):
+        w.set_status(rid, "done")
