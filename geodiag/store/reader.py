@@ -1,59 +1,112 @@
-"""The narrow read interface every consumer uses (pages, CLI, exports): tidy DataFrames sorted by step."""
+"""The narrow read interface every consumer uses (pages, CLI, exports): tidy DataFrames sorted by step.
+
+A read sees the DuckDB tables plus the spool batches not folded in yet, so a live run's points show up
+as soon as its writer flushes, whoever holds the lock. Each call opens and closes its own read-only
+connection, so a reader never blocks a writer for longer than one query.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 
 from geodiag.errors import StoreError
+from geodiag.store import spool
 from geodiag.store._db import connect
 from geodiag.store.schema import RUN_COLUMNS
 
+METRIC_FIELDS = "step, module, layer, module_type, idx, value, wall_time"
+_RETRIES = 5  # a spool file can be folded and deleted between listing and reading it
+
 
 class Reader:
-    """Read-only view of a store. Each call opens and closes its own connection, so a reader never
-    blocks a writer for longer than one query."""
-
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
     def runs(self) -> pd.DataFrame:
-        """One row per run, newest first. An empty store gives an empty frame with the run columns."""
-        with connect(self.path, read_only=True) as con:
-            if not _has_runs_table(con):
-                return pd.DataFrame(columns=list(RUN_COLUMNS))
-            return con.execute("SELECT * FROM runs ORDER BY started_at DESC NULLS LAST").df()
+        """One row per run, newest first; an empty store gives an empty frame with the run columns."""
+        with self._open() as (con, has_db):
+            db = con.execute("SELECT * FROM runs").df() if has_db and _has_table(con, "runs") else None
+        rows = {} if db is None else {r["run_id"]: r for r in db.to_dict("records")}
+        for rec in spool.run_records(self.path):  # the spool is newer than the table
+            rows[rec["run_id"]] = rec
+        if not rows:
+            return pd.DataFrame(columns=list(RUN_COLUMNS))
+        df = pd.DataFrame([spool.with_liveness(_plain(r)) for r in rows.values()], columns=list(RUN_COLUMNS))
+        for col in ("started_at", "ended_at"):
+            df[col] = pd.to_datetime(df[col], errors="coerce")
+        return df.sort_values("started_at", ascending=False, na_position="last", ignore_index=True)
 
     def run(self, run_id: str) -> dict:
-        """One run's row as a dict with its config parsed; an unknown id is a StoreError."""
-        with connect(self.path, read_only=True) as con:
-            row = con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id]).df() if _has_runs_table(con) else None
-        if row is None or row.empty:
-            raise StoreError(f"There is no run '{run_id}' in {self.path}; `geodiag runs list --store {self.path}` "
-                             "shows the run ids.")
-        out = row.iloc[0].to_dict()
-        out["config"] = json.loads(out["config"]) if out.get("config") else {}
+        """One run as a dict with its config parsed; an unknown id is a StoreError."""
+        runs = self.runs()
+        match = runs[runs["run_id"] == run_id]
+        if match.empty:
+            raise StoreError(f"There is no run '{run_id}' in {self.path}; `geodiag runs list --store "
+                             f"{self.path}` shows the run ids.")
+        out = match.iloc[0].to_dict()
+        cfg = out.get("config")
+        out["config"] = json.loads(cfg) if isinstance(cfg, str) and cfg else (cfg or {})
         return out
 
     def metric(self, run_id: str, name: str) -> pd.DataFrame:
-        """Every recorded value of one metric for one run: step, module, layer, module_type, idx, value,
-        wall_time, sorted by step then module then idx."""
+        """Every value of one metric of one run: step, module, layer, module_type, idx, value, wall_time,
+        sorted by step, module, idx."""
         self.run(run_id)  # unknown ids fail loudly rather than returning an empty frame
-        with connect(self.path, read_only=True) as con:
-            return con.execute(
-                """SELECT step, module, layer, module_type, idx, value, wall_time FROM metrics
-                   WHERE run_id = ? AND name = ? ORDER BY step, module NULLS FIRST, idx NULLS FIRST""",
-                [run_id, name],
-            ).df()
+        return self._select(run_id, "name = ?", [name], METRIC_FIELDS,
+                            "ORDER BY step, module NULLS FIRST, idx NULLS FIRST")
 
     def metric_names(self, run_id: str) -> list[str]:
-        with connect(self.path, read_only=True) as con:
-            rows = con.execute("SELECT DISTINCT name FROM metrics WHERE run_id = ? ORDER BY name", [run_id])
-            return [r[0] for r in rows.fetchall()]
+        df = self._select(run_id, "TRUE", [], "DISTINCT name", "ORDER BY name")
+        return df["name"].tolist()
+
+    def _select(self, run_id: str, where: str, params: list, fields: str, tail: str) -> pd.DataFrame:
+        for attempt in range(_RETRIES):
+            try:
+                with self._open() as (con, has_db):
+                    parts, args, done = [], [], set()
+                    if has_db and _has_table(con, "metrics"):
+                        parts.append(f"SELECT {fields} FROM metrics WHERE run_id = ? AND {where}")
+                        args += [run_id, *params]
+                        done = {r[0] for r in con.execute("SELECT file FROM ingested").fetchall()}
+                    files = [str(f) for f in spool.batch_files(self.path, run_id) if str(f) not in done]
+                    if files:
+                        parts.append(f"SELECT {fields} FROM read_parquet(?) WHERE {where}")
+                        args += [files, *params]
+                    if not parts:
+                        return pd.DataFrame(columns=[f.strip() for f in fields.replace("DISTINCT", "").split(",")])
+                    sql = f"SELECT * FROM ({' UNION ALL '.join(parts)}) {tail}"
+                    return con.execute(sql, args).df()
+            except duckdb.IOException:
+                if attempt == _RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def _open(self) -> Iterator[tuple[duckdb.DuckDBPyConnection, bool]]:
+        if self.path.exists():
+            with connect(self.path, read_only=True) as con:
+                yield con, True
+        elif spool.spool_root(self.path).exists():
+            con = duckdb.connect(":memory:")  # nothing folded yet: the spool is the whole store
+            try:
+                yield con, False
+            finally:
+                con.close()
+        else:
+            raise StoreError(f"There is no store at {self.path}; start a run with `geodiag train --store "
+                             f"{self.path}` or choose another store path.")
 
 
-def _has_runs_table(con) -> bool:
-    return bool(con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'runs'").fetchall()[0][0])
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                            [name]).fetchall()[0][0])
+
+
+def _plain(rec: dict) -> dict:
+    return {k: (None if (isinstance(v, float) and pd.isna(v)) or v is pd.NaT else v) for k, v in rec.items()}

@@ -36,6 +36,8 @@ DDL = [
         idx INTEGER,               -- position inside a vector-valued metric (singular value k, bin); NULL else
         value DOUBLE
     )""",
+    # spool batch files already folded into `metrics` but not yet deleted (see store/ingest.py)
+    """CREATE TABLE IF NOT EXISTS ingested (file VARCHAR PRIMARY KEY)""",
 ]
 
 RUN_COLUMNS = (

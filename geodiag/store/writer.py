@@ -1,11 +1,16 @@
-"""The narrow write interface: create a run, append metric batches, set its status. Each call is one
-short transaction, so readers and other writers get the file between calls."""
+"""The narrow write interface: create a run, append metric batches, change its status.
+
+Nothing here waits on the DuckDB lock while a run trains: every call writes an atomic file into the
+run's spool folder, then *tries* to fold the spool into the DuckDB file (see ingest.py). Only the final
+status change waits for the lock, and even if that wait fails the spool keeps everything and readers
+see it.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
@@ -14,9 +19,10 @@ from pathlib import Path
 import pandas as pd
 
 import geodiag
-from geodiag.errors import StoreError
-from geodiag.store._db import connect
-from geodiag.store.schema import METRIC_COLUMNS, RUN_STATUSES
+from geodiag.store import spool
+from geodiag.store._db import LOCK_TIMEOUT_S
+from geodiag.store.ingest import TERMINAL, ingest
+from geodiag.store.schema import METRIC_COLUMNS, RUN_COLUMNS, RUN_STATUSES
 
 
 def new_run_id() -> str:
@@ -26,50 +32,78 @@ def new_run_id() -> str:
 class Writer:
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._runs: dict[str, dict] = {}
 
     def create_run(self, *, name: str, kind: str, method: str | None = None, model: str | None = None,
                    task: str | None = None, config: Mapping | None = None, run_id: str | None = None,
                    trainable_params: int | None = None, total_params: int | None = None) -> str:
+        _check_store_path(self.path)
         run_id = run_id or new_run_id()
-        with connect(self.path, read_only=False) as con:
-            con.execute(
-                """INSERT INTO runs (run_id, name, kind, method, model, task, status, config, started_at,
-                   trainable_params, total_params, host, pid, geodiag_version)
-                   VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)""",
-                [run_id, name, kind, method, model, task, json.dumps(dict(config or {}), default=str),
-                 _now(), trainable_params, total_params, socket.gethostname(), os.getpid(),
-                 geodiag.__version__],
-            )
+        record = dict.fromkeys(RUN_COLUMNS)
+        record.update(run_id=run_id, name=name, kind=kind, method=method, model=model, task=task,
+                      status="running", config=dict(config or {}), started_at=_now(),
+                      trainable_params=trainable_params, total_params=total_params,
+                      host=socket.gethostname(), pid=os.getpid(), geodiag_version=geodiag.__version__)
+        self._runs[run_id] = record
+        spool.write_run(self.path, record)
+        ingest(self.path)
         return run_id
 
     def append(self, run_id: str, records: Iterable[Mapping] | pd.DataFrame) -> int:
-        """Append metric rows (dicts or a DataFrame with the metric columns, run_id optional)."""
+        """Append metric rows (dicts or a DataFrame with the metric columns; run_id is filled in)."""
         df = pd.DataFrame(records) if not isinstance(records, pd.DataFrame) else records.copy()
         if df.empty:
             return 0
-        df["run_id"] = run_id
         for col in METRIC_COLUMNS:
             if col not in df:
                 df[col] = None
-        missing = df["name"].isna() | df["step"].isna()
-        if bool(missing.any()):
+        if bool((df["name"].isna() | df["step"].isna()).any()):
             raise ValueError("every metric row needs a name and a step")
-        with connect(self.path, read_only=False) as con:
-            con.register("batch", df[list(METRIC_COLUMNS)])
-            con.execute("INSERT INTO metrics SELECT * FROM batch")
+        df["run_id"] = run_id
+        self._record(run_id)  # unknown runs fail here, before anything is written
+        # time + pid names keep batches unique and ordered even if a run's writer is recreated
+        spool.write_batch(self.path, run_id, time.time_ns(), df, suffix=os.getpid())
+        ingest(self.path)
         return len(df)
+
+    def update_run(self, run_id: str, **fields) -> None:
+        """Change run columns other than status (e.g. parameter counts once the model is built)."""
+        bad = set(fields) - set(RUN_COLUMNS) - {"status"}
+        if bad:
+            raise ValueError(f"unknown run field(s): {', '.join(sorted(bad))}")
+        record = {**self._record(run_id), **fields}
+        self._runs[run_id] = record
+        spool.write_run(self.path, record)
 
     def set_status(self, run_id: str, status: str, message: str | None = None) -> None:
         if status not in RUN_STATUSES:
             raise ValueError(f"status must be one of {', '.join(RUN_STATUSES)}, got {status!r}")
-        ended = None if status == "running" else _now()
-        with connect(self.path, read_only=False) as con:
-            found = con.execute(
-                "UPDATE runs SET status = ?, ended_at = ?, message = ? WHERE run_id = ? RETURNING run_id",
-                [status, ended, message, run_id]).fetchall()
-        if not found:
-            raise StoreError(f"There is no run '{run_id}' in {self.path}.")
+        ended = _now() if status in TERMINAL else None
+        self.update_run(run_id, status=status, ended_at=ended, message=message)
+        ingest(self.path, timeout_s=LOCK_TIMEOUT_S if status in TERMINAL else 0.0)
+
+    def _record(self, run_id: str) -> dict:
+        if run_id not in self._runs:
+            from geodiag.store.reader import Reader
+
+            record = Reader(self.path).run(run_id)  # StoreError with a clear sentence if unknown
+            self._runs[run_id] = {c: record.get(c) for c in RUN_COLUMNS}
+        return self._runs[run_id]
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+def _check_store_path(path: Path) -> None:
+    """Refuse a foreign or corrupt file before the first spool write, not at the first ingest."""
+    if path.exists():
+        from geodiag.errors import StoreError
+        from geodiag.store._db import connect
+
+        try:
+            with connect(path, read_only=True, timeout_s=0.0):
+                pass
+        except StoreError as e:
+            if "locked" not in str(e):  # locked means another geodiag process is using a valid store
+                raise
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).replace(tzinfo=None).isoformat(sep=" ")

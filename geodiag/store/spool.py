@@ -1,0 +1,102 @@
+"""Per-run spool folders: what a writer produces without ever holding the DuckDB lock.
+
+<store>.spool/<run_id>/run.json        the run's row, replaced atomically on every change
+<store>.spool/<run_id>/<seq>.parquet   metric batches, each written once, atomically (tmp + rename)
+
+A reader sees a file completely or not at all; a SIGKILL loses at most the batch being written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from geodiag.store.schema import METRIC_COLUMNS
+
+METRICS_ARROW = pa.schema([
+    ("run_id", pa.string()), ("step", pa.int64()), ("wall_time", pa.float64()), ("name", pa.string()),
+    ("module", pa.string()), ("layer", pa.int32()), ("module_type", pa.string()), ("idx", pa.int32()),
+    ("value", pa.float64()),
+])
+
+
+def spool_root(store: Path) -> Path:
+    return store.with_name(store.name + ".spool")
+
+
+def run_dir(store: Path, run_id: str) -> Path:
+    return spool_root(store) / run_id
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_run(store: Path, record: dict) -> None:
+    d = run_dir(store, record["run_id"])
+    d.mkdir(parents=True, exist_ok=True)
+    write_atomic(d / "run.json", json.dumps(record, default=str).encode())
+
+
+def write_batch(store: Path, run_id: str, seq: int, df: pd.DataFrame, suffix: object = "") -> Path:
+    table = pa.Table.from_pandas(df[list(METRIC_COLUMNS)], schema=METRICS_ARROW, preserve_index=False)
+    d = run_dir(store, run_id)
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"{seq:020d}-{suffix}.parquet"
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    write_atomic(path, sink.getvalue().to_pybytes())
+    return path
+
+
+def run_records(store: Path) -> list[dict]:
+    """Every spooled run.json, with 'running' runs whose process died shown as 'interrupted'."""
+    out = []
+    for f in sorted(spool_root(store).glob("*/run.json")):
+        try:
+            rec = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue  # being replaced right now, or gone: the next read sees it
+        out.append(with_liveness(rec))
+    return out
+
+
+def batch_files(store: Path, run_id: str | None = None) -> list[Path]:
+    pattern = f"{run_id}/*.parquet" if run_id else "*/*.parquet"
+    return sorted(spool_root(store).glob(pattern))
+
+
+def with_liveness(rec: dict) -> dict:
+    """A run still marked running whose process is gone from this host was interrupted (SIGKILL, crash)."""
+    ours = rec.get("host") == socket.gethostname() and rec.get("pid")
+    if rec.get("status") == "running" and ours and not pid_alive(int(rec["pid"])):
+        rec = {**rec, "status": "interrupted",
+               "message": rec.get("message") or "The process stopped without finishing the run "
+                                               "(killed or crashed); its data up to the last flush is kept."}
+    return rec
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie (exited, not yet reaped by its parent) is not running the run any more
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
