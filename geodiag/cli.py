@@ -33,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("run_id", metavar="RUN")
     _store_arg(show)
     show.set_defaults(handler=_runs_show)
+
+    from geodiag.cli_train import add_train_parser
+
+    add_train_parser(sub)
     return parser
 
 

@@ -1,0 +1,133 @@
+"""Collectors: turn a model's state into metric rows at record time (model -> collectors -> metrics -> store).
+
+`adapter_rows` reads the adapters' factors (spectra never form dense Delta W); `activation_rows` runs one
+no-grad forward on a fixed record batch and measures the hidden states (participation ratio) and, for
+ManifoldLoRA, the probes (d_eff, orthonormality, activation coverage, alignment per adapter-probe pair).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from geodiag.methods import Adapted, AdapterView
+from geodiag.methods.manifold import ManifoldAdapted
+from geodiag.metrics import (
+    effective_rank,
+    factor_spectrum,
+    frobenius_norm,
+    nuclear_norm,
+    orthonormality_error,
+    participation_ratio,
+    powerlaw_exponent,
+    stable_rank,
+)
+from geodiag.models import layer_index, linear_modules, module_type
+
+DEAD_GATE = 0.05  # 002 §3: a gate below this is dead
+
+
+def row(step: int, wall: float, name: str, value: float, *, module: str | None = None, layer: int | None = None,
+        module_type: str | None = None, idx: int | None = None) -> dict:
+    return {"step": step, "wall_time": wall, "name": name, "module": module, "layer": layer,
+            "module_type": module_type, "idx": idx, "value": float(value)}
+
+
+def adapter_rows(adapted: Adapted, step: int, wall: float) -> list[dict]:
+    """Delta W spectrum metrics for every adapter, and gate/rank metrics where the method has them."""
+    rows = [r for v in adapted.adapters() for r in _view_rows(v, step, wall)]
+    rows += [row(step, wall, name, value) for name, value in adapted.extra_state().items()]
+    return rows
+
+
+def _view_rows(v: AdapterView, step: int, wall: float) -> list[dict]:
+    """Spectrum (never dense Delta W), then gates (ManifoldLoRA) or allocated rank (AdaLoRA) of one adapter."""
+    where = {"module": v.module, "layer": v.layer, "module_type": v.module_type}
+    s = np.asarray(factor_spectrum(v.B, v.A, gates=v.gates, scaling=v.scaling).cpu())
+    rows = [row(step, wall, "spectrum/singular_value", x, idx=k, **where) for k, x in enumerate(s)]
+    scalars = {"spectrum/nuclear": nuclear_norm(s), "spectrum/frobenius": frobenius_norm(s)}
+    if s.size and s[0] > 0:  # a zero update (B = 0 at step 0) has no shape to describe
+        fit = powerlaw_exponent(s)
+        scalars |= {"spectrum/stable_rank": stable_rank(s), "spectrum/erank": effective_rank(s),
+                    "spectrum/alpha_n": fit.n}
+        if not math.isnan(fit.alpha):
+            scalars |= {"spectrum/alpha": fit.alpha, "spectrum/alpha_r2": fit.r2}
+    if v.rank is not None:
+        scalars["adalora/rank"] = v.rank
+    elif v.gates is not None:
+        g = v.gates.detach().cpu().to(torch.float64)
+        rows += [row(step, wall, "gate/value", x, idx=k, **where) for k, x in enumerate(g.tolist())]
+        scalars |= {"gate/effective_rank": float(g.sum()), "gate/dead": int((g < DEAD_GATE).sum())}
+    return rows + [row(step, wall, name, value, **where) for name, value in scalars.items()]
+
+
+@torch.no_grad()
+def activation_rows(adapted: Adapted, batch: dict[str, torch.Tensor], step: int, wall: float) -> list[dict]:
+    """Participation ratio of every block's output on the record batch; probe metrics for ManifoldLoRA."""
+    model = adapted.model
+    mask = batch["attention_mask"].bool()  # (B, T)
+    inputs, handles = {}, []
+    if isinstance(adapted, ManifoldAdapted):  # capture what enters each layer's adapted projections
+        linears = linear_modules(model)
+        for name, _, probe_layer in _probe_inputs(adapted):
+            handles.append(linears[name].register_forward_pre_hook(_capture(inputs, probe_layer, mask)))
+    was_training = model.training
+    model.eval()
+    stats_flag = getattr(adapted, "training_stats", None)
+    if stats_flag is not None:
+        adapted.training_stats = False  # a record forward must not feed the PCA statistics
+    try:
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+        if stats_flag is not None:
+            adapted.training_stats = stats_flag
+    rows = []
+    for layer, H in enumerate(out.hidden_states[1:]):  # block outputs, (B, T, h) each
+        tokens = H[mask].to(torch.float64)  # (n, h), padding dropped
+        if tokens.shape[0] >= 2:
+            rows.append(row(step, wall, "geometry/participation_ratio", participation_ratio(tokens),
+                            module=f"layers.{layer}", layer=layer))
+            rows.append(row(step, wall, "geometry/participation_ratio_n", tokens.shape[0],
+                            module=f"layers.{layer}", layer=layer))
+    if isinstance(adapted, ManifoldAdapted):
+        rows += _probe_rows(adapted, inputs, step, wall)
+    return rows
+
+
+def _probe_inputs(adapted):
+    seen = set()
+    for name, _, _ in adapted.pairs():
+        layer = layer_index(name)
+        if layer not in seen:
+            seen.add(layer)
+            yield name, None, layer
+
+
+def _capture(store: dict, layer: int, mask: torch.Tensor):
+    def hook(module, args):
+        store[layer] = args[0][mask].to(torch.float64)  # (n, h)
+
+    return hook
+
+
+def _probe_rows(adapted, inputs: dict[int, torch.Tensor], step: int, wall: float) -> list[dict]:
+    rows = []
+    for layer, probe in enumerate(adapted.probes):
+        Q = probe.basis().detach().to(torch.float64)  # (h, p)
+        mod = f"layers.{layer}"
+        rows.append(row(step, wall, "probe/d_eff", float(probe.gates().sum()), module=mod, layer=layer))
+        rows.append(row(step, wall, "probe/orthonormality", orthonormality_error(Q), module=mod, layer=layer))
+        X = inputs.get(layer)
+        if X is not None and X.shape[0] >= 2:
+            Xc = X - X.mean(dim=0)
+            coverage = float((Xc @ Q).square().sum() / Xc.square().sum().clamp_min(1e-300))
+            rows.append(row(step, wall, "probe/activation_coverage", coverage, module=mod, layer=layer))
+    for name, value in adapted.alignment_losses().items():
+        rows.append(row(step, wall, "probe/alignment", float(value), module=name, layer=layer_index(name),
+                        module_type=module_type(name)))
+    return rows

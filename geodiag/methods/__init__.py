@@ -1,0 +1,50 @@
+"""Adaptation methods, registered by name the way peft lays out its tuners: a config dataclass plus a
+build function. `geodiag train --method NAME` and the Launch page list what is registered here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from geodiag.errors import GeodiagError
+from geodiag.methods.base import Adapted, AdapterView, MethodConfig
+from geodiag.methods.manifold import ManifoldConfig, build_manifold
+from geodiag.methods.peft_methods import AdaLoraMethodConfig, LoraMethodConfig, build_adalora, build_lora
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    config: type[MethodConfig]
+    build: Callable[[nn.Module, MethodConfig, int], Adapted]
+    summary: str
+
+
+METHODS: dict[str, MethodSpec] = {}
+
+
+def register(spec: MethodSpec) -> None:
+    METHODS[spec.name] = spec
+
+
+register(MethodSpec("lora", LoraMethodConfig, build_lora, "LoRA through peft (Hu et al. 2022)"))
+register(MethodSpec("adalora", AdaLoraMethodConfig, build_adalora, "AdaLoRA through peft (Zhang et al. 2023)"))
+register(MethodSpec("manifold", ManifoldConfig, build_manifold,
+                    "ManifoldLoRA: gated adaptive rank + manifold probes (paper 002)"))
+
+
+def get_method(name: str) -> MethodSpec:
+    if name not in METHODS:
+        raise GeodiagError(f"Unknown method '{name}'; choose one of {', '.join(sorted(METHODS))}.")
+    return METHODS[name]
+
+
+def build(name: str, model: nn.Module, options: dict | None = None, *, total_steps: int = 1) -> Adapted:
+    spec = get_method(name)
+    cfg = spec.config.from_dict(options or {})
+    return spec.build(model, cfg, total_steps)
+
+
+__all__ = ["METHODS", "Adapted", "AdapterView", "MethodConfig", "MethodSpec", "build", "get_method", "register"]
