@@ -1,6 +1,66 @@
-"""`make bench`: every benchmark, each timing ours and the reference side by side in one run."""
+"""`make bench`: every benchmark, each timing ours and the reference side by side in one run.
 
-from bench.metrics import main
+python -m bench [--only metrics,store,engine] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+
+import torch
+
+from bench import metrics
+from bench.metrics import RESULTS
+
+SUITES = ("metrics", "store", "engine")
+
+
+def run_store(quick: bool) -> dict:
+    from bench.store import bench_store
+
+    r = bench_store(total_rows=1_000_000 if quick else 10_000_000)
+    print(f"store ingest: {r['rows']:,} spooled rows folded in {r['ingest_s']:.2f} s -> {r['rows_per_s'] / 1e6:.2f}M "
+          f"rows/s (goal >= 1M/s); figure query on the {r['rows'] / 1e6:.0f}M-row store ({r['store_mb']:.0f} MB): "
+          f"median {r['query_ms_median']:.0f} ms, max {r['query_ms_max']:.0f} ms for {r['query_rows']:,} rows "
+          f"(goal <= 200 ms)")
+    return r
+
+
+def run_engine(quick: bool) -> dict:
+    from bench.engine import bench_recording, bench_step_time
+
+    model = "tiny" if quick else "smollm2"
+    st = bench_step_time(model, steps=3 if quick else 6)
+    print(f"step time on {model} (batch 2 x accum 8): ManifoldLoRA {st['manifold_step_s']:.2f} s vs peft LoRA at "
+          f"the same ranks {st['ranks']} {st['lora_step_s']:.2f} s -> {st['ratio']:.3f}x (goal <= 1.05x; paper 1.12x)")
+    rec = bench_recording(model, steps=10 if quick else 20)
+    print(f"recording every {rec['record_every']} steps on {model}: {rec['with_s']:.1f} s vs {rec['without_s']:.1f} s "
+          f"for {rec['steps']} steps -> {rec['ratio']:.3f}x (goal <= 1.03x)")
+    return {"step_time": st, "recording": rec}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default=",".join(SUITES), help=f"comma-separated subset of {', '.join(SUITES)}")
+    parser.add_argument("--quick", action="store_true", help="small sizes and the tiny model (smoke run)")
+    args = parser.parse_args(argv)
+    chosen = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(chosen) - set(SUITES)
+    if unknown:
+        parser.error(f"unknown suite(s) {', '.join(sorted(unknown))}; choose from {', '.join(SUITES)}")
+    env = {"torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine()}
+    print(f"geodiag benchmarks (torch {env['torch']}, {env['threads']} threads)")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    runners = {"metrics": lambda q: metrics.run(q), "store": run_store, "engine": run_engine}
+    for suite in chosen:
+        result = runners[suite](args.quick)
+        out = RESULTS / f"{suite}.json"
+        out.write_text(json.dumps({"env": env, "quick": args.quick, **result}, indent=2, default=str))
+        print(f"  -> {out}")
+    return 0
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

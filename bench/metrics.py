@@ -1,15 +1,12 @@
 """Estimator benchmarks: ours against the obvious reference, timed side by side in the same process.
 
-Prints one line per benchmark with the speed ratio and the accuracy against the reference, and writes
-everything to bench/results/metrics.json. Goals (issue 2): spectra >= 1000x at rel. error <= 1e-5,
+Prints one line per benchmark with the speed ratio and the accuracy against the reference; `python -m
+bench` writes the numbers to bench/results/metrics.json. Goals (issue 2): spectra >= 1000x at rel. error <= 1e-5,
 TwoNN >= 5x within 2% of scikit-dimension, erank >= 2x at 1e-4.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -109,33 +106,19 @@ def bench_erank(repeats: int = 3) -> dict:
             "goal_speedup": 2, "goal_rel_diff": 1e-4}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer adapters and repeats (smoke run)")
-    args = parser.parse_args(argv)
-    env = {"torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine(),
-           "processor": platform.processor() or platform.platform()}
-    print(f"geodiag estimator benchmarks  (torch {env['torch']}, {env['threads']} threads)")
-
-    spectra = bench_spectra(n_adapters=16 if args.quick else 128, n_dense=1 if args.quick else 2)
+def run(quick: bool = False) -> dict:
+    spectra = bench_spectra(n_adapters=16 if quick else 128, n_dense=1 if quick else 2)
     print(f"dW spectra  {spectra['n_adapters']} x rank-{spectra['rank']} {spectra['shape'][0]}x{spectra['shape'][1]}: "
           f"factors {spectra['ours_s_per_matrix'] * 1e3:.2f} ms vs dense svdvals {spectra['dense_s_per_matrix']:.1f} s "
           f"per matrix -> {spectra['speedup']:,.0f}x (goal >= 1000x), max rel. error {spectra['max_rel_error']:.1e}")
-
-    id_res = bench_twonn(repeats=1 if args.quick else 3)
+    id_res = bench_twonn(repeats=1 if quick else 3)
     for label, r in id_res.items():
         print(f"TwoNN {label:<20} n={r['n']} D={r['D']}: ours {r['ours_s']:.2f} s vs skdim {r['skdim_s']:.2f} s "
               f"-> {r['speedup']:.1f}x (goal >= 5x); ID {r['ours_id']:.3f} +- {r['ours_error']:.3f} vs "
               f"{r['skdim_id']:.3f} (rel. diff {r['rel_diff']:.1e}, goal <= 2%)")
-
-    er = bench_erank(repeats=1 if args.quick else 3)
+    er = bench_erank(repeats=1 if quick else 3)
     print(f"erank 2048x2048: Gram route {er['ours_s']:.3f} s vs svdvals f32 {er['svdvals_f32_s']:.3f} s "
           f"({er['speedup_vs_f32']:.2f}x, goal >= 2x) and f64 {er['svdvals_f64_s']:.3f} s "
           f"({er['speedup_vs_f64']:.2f}x); rel. diff vs f64 {er['rel_diff_vs_f64']:.1e} "
           f"(svdvals f32 itself: {er['rel_diff_f32_vs_f64']:.1e})")
-
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "metrics.json"
-    out.write_text(json.dumps({"env": env, "spectra": spectra, "twonn": id_res, "erank": er}, indent=2))
-    print(f"wrote {out}")
-    return 0
+    return {"spectra": spectra, "twonn": id_res, "erank": er}

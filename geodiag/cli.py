@@ -34,9 +34,17 @@ def build_parser() -> argparse.ArgumentParser:
     _store_arg(show)
     show.set_defaults(handler=_runs_show)
 
+    from geodiag.cli_analyze import add_analyze_parser
     from geodiag.cli_train import add_train_parser
 
     add_train_parser(sub)
+    add_analyze_parser(sub)
+    imp = sub.add_parser("import-peft", help="record the Delta W spectra of an existing PEFT adapter directory")
+    imp.add_argument("directory", metavar="DIR", help="a folder written by PeftModel.save_pretrained()")
+    imp.add_argument("--base", help="the base model's name, recorded with the run (default: from the adapter)")
+    imp.add_argument("--run-name", help="a readable name")
+    _store_arg(imp)
+    imp.set_defaults(handler=_import_peft)
     return parser
 
 
@@ -68,6 +76,14 @@ def _runs_show(args: argparse.Namespace) -> int:
     print(f"{'config':>17}: {json.dumps(run['config'], indent=2, sort_keys=True)}")
     names = reader.metric_names(args.run_id)
     print(f"{'metrics':>17}: {', '.join(names) if names else '(none recorded yet)'}")
+    return 0
+
+
+def _import_peft(args: argparse.Namespace) -> int:
+    from geodiag.integrations.peft_import import import_peft
+
+    run_id = import_peft(args.directory, base=args.base, store=args.store, run_name=args.run_name)
+    print(run_id)
     return 0
 
 

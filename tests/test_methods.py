@@ -102,6 +102,10 @@ def test_bad_method_options_name_the_field(tokenizer):
         build("lora", model, {"rank": 4})
     with pytest.raises(GeodiagError, match="target_r must be between 1 and init_r=4"):
         build("adalora", model, {"init_r": 4, "target_r": 9})
+    with pytest.raises(GeodiagError, match=r"r=100 is larger than model.layers.0.self_attn.q_proj \(64x64\)"):
+        build("lora", model, {"r": 100})
+    with pytest.raises(GeodiagError, match="init_r=40 is larger than .*v_proj"):
+        build("adalora", model, {"init_r": 40, "target_r": 8})
     with pytest.raises(GeodiagError, match="Unknown method 'dora'"):
         build("dora", model)
 

@@ -17,7 +17,7 @@ CONTRACT = [
     "gate/value", "gate/temperature", "probe/d_eff", "probe/orthonormality", "probe/alignment",
     "probe/activation_coverage", "geometry/participation_ratio", "geometry/participation_ratio_n",
     "spectrum/singular_value", "spectrum/stable_rank", "spectrum/nuclear", "spectrum/frobenius",
-    "spectrum/alpha", "spectrum/alpha_r2", "spectrum/alpha_n", "spectrum/erank", "eval/accuracy",
+    "spectrum/alpha", "spectrum/alpha_r2", "spectrum/alpha_n", "spectrum/erank", "eval/accuracy", "eval/score",
 ]
 
 
@@ -85,6 +85,8 @@ def test_lora_and_adalora_train_and_record(tmp_path, fixed_batch_data):
     cfg = tiny_config(tmp_path, fixed_batch_data, method="adalora", lr=3e-2, steps=16,
                       method_options={"init_r": 6, "target_r": 2, "tinit": 0.1, "tfinal": 0.2, "delta_t": 2})
     rid = train(cfg, progress=False)
+    start, end = first_last(reader.metric(rid, "loss/lm"))
+    assert end < start - 0.05
     ranks = reader.metric(rid, "adalora/rank")
     assert (ranks[ranks.step == 0]["value"] == 6).all()
     final = ranks[ranks.step == 16]["value"]

@@ -208,7 +208,9 @@ def generate_answers(model, tokenizer, examples: list[Example], *, batch_size: i
     return out
 
 
-def accuracy(model, tokenizer, data: TaskData, **kw) -> float:
-    """Exact-match accuracy on the held-out split with the task's own scorer."""
+def evaluate(model, tokenizer, data: TaskData, **kw) -> dict[str, float]:
+    """Exact-match accuracy (items the task's own scorer gives full marks) and the mean score, which
+    includes the partial credit some reasoning-gym scorers give (e.g. a near-miss number)."""
     answers = generate_answers(model, tokenizer, data.eval, **kw)
-    return sum(data.score(a, ex) for a, ex in zip(answers, data.eval, strict=True)) / len(data.eval)
+    scores = [data.score(a, ex) for a, ex in zip(answers, data.eval, strict=True)]
+    return {"eval/accuracy": sum(s >= 1.0 for s in scores) / len(scores), "eval/score": sum(scores) / len(scores)}

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from torch import nn
 
+from geodiag.errors import GeodiagError
 from geodiag.methods.base import Adapted, AdapterView, MethodConfig, option
-from geodiag.models import layer_index, module_type, resolve_targets
+from geodiag.models import layer_index, linear_modules, module_type, resolve_targets
 
 _PREFIX = "base_model.model."
 
@@ -88,10 +89,21 @@ class AdaLoraAdapted(PeftAdapted):
         return out
 
 
+def _check_rank(model: nn.Module, targets: list[str], r: int, field: str) -> None:
+    """A rank above min(d_out, d_in) adds parameters that cannot add rank: refuse it by name."""
+    linears = linear_modules(model)
+    for name in targets:
+        d_out, d_in = linears[name].out_features, linears[name].in_features
+        if r > min(d_out, d_in):
+            raise GeodiagError(f"{field}={r} is larger than {name} ({d_out}x{d_in}) allows; choose {field} <= "
+                               f"{min(d_out, d_in)} or leave that module out of target_modules.")
+
+
 def build_lora(model: nn.Module, cfg: LoraMethodConfig, total_steps: int) -> LoraAdapted:
     from peft import LoraConfig, get_peft_model
 
     targets = resolve_targets(model, cfg.target_modules)
+    _check_rank(model, targets, cfg.r, "r")
     peft_cfg = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets,
                           task_type="CAUSAL_LM")
     return LoraAdapted(get_peft_model(model, peft_cfg), cfg)
@@ -101,6 +113,7 @@ def build_adalora(model: nn.Module, cfg: AdaLoraMethodConfig, total_steps: int) 
     from peft import AdaLoraConfig, get_peft_model
 
     targets = resolve_targets(model, cfg.target_modules)
+    _check_rank(model, targets, cfg.init_r, "init_r")
     tinit = int(cfg.tinit * total_steps)
     tfinal = int(cfg.tfinal * total_steps)
     peft_cfg = AdaLoraConfig(init_r=cfg.init_r, target_r=cfg.target_r, lora_alpha=cfg.alpha,

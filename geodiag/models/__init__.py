@@ -102,18 +102,27 @@ def _load_embedded(dtype: torch.dtype):
         return AutoModelForCausalLM.from_pretrained(cached, dtype=dtype), tok, f"{cached} (from the GGUF)"
     gguf = embedded_gguf()
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    _save_quietly(model, cached)
+    _save_quietly(model, cached, _save_dequantised)
     return model.to(dtype), tok, str(gguf)
 
 
-def _save_quietly(obj, path: Path) -> None:
-    """Cache a conversion; a read-only or full disk only costs speed next time."""
+def _save_dequantised(model: nn.Module, directory: Path) -> None:
+    """A GGUF-loaded model refuses save_pretrained; its de-quantised float32 weights save fine this way."""
+    from safetensors.torch import save_model
+
+    directory.mkdir(parents=True)
+    model.config.save_pretrained(directory)
+    save_model(model, str(directory / "model.safetensors"), metadata={"format": "pt"})  # handles tied weights
+
+
+def _save_quietly(obj, path: Path, save=None) -> None:
+    """Cache a conversion; any failure (read-only or full disk) only costs speed next time."""
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     try:
-        obj.save_pretrained(tmp)
+        (save or (lambda o, d: o.save_pretrained(d)))(obj, tmp)
         if not path.exists():  # another process may have cached it meanwhile
             os.replace(tmp, path)
-    except OSError:
+    except (OSError, ValueError, RuntimeError):
         pass
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

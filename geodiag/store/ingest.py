@@ -8,6 +8,7 @@ so no row is lost or counted twice. Ingesters serialise on DuckDB's file lock.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from pathlib import Path
@@ -88,3 +89,5 @@ def _clean(store: Path) -> None:
         if rec["status"] in TERMINAL and folded.get(rec["run_id"]) == rec["status"] \
                 and not spool.batch_files(store, rec["run_id"]):
             shutil.rmtree(d, ignore_errors=True)
+    with contextlib.suppress(OSError):  # rmdir only succeeds once no run is spooling
+        spool.spool_root(store).rmdir()

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from geodiag import methods
 from geodiag.collectors import activation_rows, adapter_rows, row
-from geodiag.data import accuracy, batch_stream, collate, encode, load_data
+from geodiag.data import batch_stream, collate, encode, evaluate, load_data
 from geodiag.errors import GeodiagError
 from geodiag.models import load_model
 from geodiag.store import Writer
@@ -102,14 +102,15 @@ def train(cfg: TrainConfig, *, progress: bool = True, should_stop: Callable[[], 
         rec.add(adapter_rows(adapted, step, rec.wall()))
         rec.add(activation_rows(adapted, record_batch, step, rec.wall()))
 
-    def evaluate(step: int) -> None:
+    def run_eval(step: int) -> None:
         if cfg.eval_size and rank == 0:
-            rec.scalar(step, "eval/accuracy", accuracy(model, tok, eval_data, max_new_tokens=cfg.max_new_tokens))
+            for name, value in evaluate(model, tok, eval_data, max_new_tokens=cfg.max_new_tokens).items():
+                rec.scalar(step, name, value)
 
     try:
         with stop:
             if rank == 0:
-                evaluate(0)
+                run_eval(0)
                 record(0)
                 rec.flush()
             bar = tqdm(range(1, cfg.steps + 1), desc="train", disable=not progress or rank != 0, unit="step")
@@ -126,11 +127,11 @@ def train(cfg: TrainConfig, *, progress: bool = True, should_stop: Callable[[], 
                 if rank == 0 and (step % cfg.record_every == 0 or step == cfg.steps):
                     record(step)
                 if cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.steps:
-                    evaluate(step)
+                    run_eval(step)
                 if step % cfg.record_every == 0:
                     rec.flush()
                 stop.check()
-            evaluate(cfg.steps)
+            run_eval(cfg.steps)
             rec.flush()
         if rank == 0:
             adapted.save(_output_dir(cfg, run_id))

@@ -1,0 +1,112 @@
+"""Training-engine benchmarks on the embedded model, each pair timed side by side in one process.
+
+- ManifoldLoRA step vs peft LoRA with the same per-module rank (r_max) on the same batches (goal <= 1.05x;
+  paper 002 reports 1.12x).
+- ManifoldLoRA steps with diagnostics recorded every 10 steps (spectra, gates, probes, participation
+  ratios, written to a real store) vs no recording (goal <= 1.03x).
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+
+import torch
+
+from geodiag import methods
+from geodiag.collectors import activation_rows, adapter_rows
+from geodiag.data import batch_stream, collate, encode, load_task
+from geodiag.methods.peft_methods import LoraAdapted
+from geodiag.models import load_model
+from geodiag.store import Writer
+from geodiag.train import TrainConfig
+from geodiag.train.loop import Recorder, _train_step
+
+
+def _stream(tokenizer, seed: int = 0):
+    """The same batches for every method (same seed), and a fixed record batch."""
+    data = load_task("basic_arithmetic", n_train=512, n_eval=16, seed=seed)
+    stream = batch_stream([encode(tokenizer, ex, 128) for ex in data.train], 2, tokenizer.pad_token_id, seed=seed)
+    record = collate([encode(tokenizer, ex, 128) for ex in data.eval], tokenizer.pad_token_id)
+    return stream, record
+
+
+def _manifold(model_name: str):
+    torch.manual_seed(0)
+    lm = load_model(model_name)
+    adapted = methods.build("manifold", lm.model, {}, total_steps=1000)
+    stream, record = _stream(lm.tokenizer)
+    return adapted, stream, record, torch.optim.AdamW(adapted.param_groups(1e-4, 0.01))
+
+
+def _steps(cfg, adapted, stream, opt, n: int, on_step=None) -> list[float]:
+    times = []
+    for step in range(1, n + 1):
+        t0 = time.perf_counter()
+        _train_step(cfg, adapted, stream, adapted.trainable(), opt, torch.device("cpu"), step, 1)
+        adapted.after_step(step)
+        opt.zero_grad(set_to_none=True)
+        if on_step is not None:
+            on_step(step)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def bench_step_time(model_name: str = "smollm2", steps: int = 6, rounds: int = 2) -> dict:
+    """Median step time (grad_accum 8, batch 2, as the paper) of ManifoldLoRA vs peft LoRA whose per-module
+    rank is ManifoldLoRA's r_max (rank_pattern) and whose scaling is 1 like ManifoldLoRA's update.
+
+    The two alternate round by round so that drift in the machine's speed hits both alike."""
+    from peft import LoraConfig, get_peft_model
+
+    cfg = TrainConfig(model=model_name, steps=1000, grad_accum=8, batch_size=2)
+    manifold = _manifold(model_name)
+    ranks = {v.module: v.A.shape[0] for v in manifold[0].adapters()}  # r_max of every adapted module
+    lm = load_model(model_name)
+    top = max(ranks.values())
+    peft_cfg = LoraConfig(r=top, lora_alpha=top, target_modules=list(ranks), rank_pattern=ranks, alpha_pattern=ranks)
+    lora = LoraAdapted(get_peft_model(lm.model, peft_cfg), None)
+    stream, _ = _stream(lm.tokenizer)
+    setups = {"manifold": manifold[:2] + (manifold[3],),
+              "lora": (lora, stream, torch.optim.AdamW(lora.param_groups(1e-4, 0.01)))}
+    times = {"manifold": [], "lora": []}
+    for name in times:  # one warm-up step each
+        _steps(cfg, *setups[name], 1)
+    for _ in range(rounds):
+        for name in times:
+            times[name] += _steps(cfg, *setups[name], steps)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"model": model_name, "ranks": sorted(set(ranks.values())), "manifold_step_s": med["manifold"],
+            "lora_step_s": med["lora"], "ratio": med["manifold"] / med["lora"],
+            "trainable_manifold": manifold[0].trainable_parameters(), "trainable_lora": lora.trainable_parameters(),
+            "steps_timed": steps * rounds, "goal_ratio": 1.05}
+
+
+def bench_recording(model_name: str = "smollm2", steps: int = 20, record_every: int = 10) -> dict:
+    """Wall time of ManifoldLoRA steps with the default recording vs none, on the same batches."""
+    cfg = TrainConfig(model=model_name, steps=1000, grad_accum=8, batch_size=2)
+    results = {}
+    for label in ("off", "on", "off2", "on2"):  # interleaved pairs, so drift hits both
+        adapted, stream, record, opt = _manifold(model_name)
+        with tempfile.TemporaryDirectory() as tmp:
+            rec = None
+            if label.startswith("on"):
+                writer = Writer(f"{tmp}/s.duckdb")
+                rec = Recorder(writer, writer.create_run(name="bench", kind="train"))
+
+            def on_step(step, rec=rec, adapted=adapted, record=record):
+                if rec is None:
+                    return
+                rec.scalar(step, "loss/lm", 0.0)
+                if step % record_every == 0:
+                    rec.add(adapter_rows(adapted, step, rec.wall()))
+                    rec.add(activation_rows(adapted, record, step, rec.wall()))
+                    rec.flush()
+
+            _steps(cfg, adapted, stream, opt, 1)  # warm-up
+            results[label] = sum(_steps(cfg, adapted, stream, opt, steps, on_step))
+    off = results["off"] + results["off2"]
+    on = results["on"] + results["on2"]
+    return {"model": model_name, "steps": 2 * steps, "record_every": record_every, "without_s": off,
+            "with_s": on, "ratio": on / off, "goal_ratio": 1.03}

@@ -1,0 +1,128 @@
+"""The two measurements the allocations stand on.
+
+GID sweep (RaLoRA 003 §3.2, Alg. 1 lines 1-9): accumulate the full fine-tuning gradient of every target
+weight over N mini-batches, without an optimiser step; GID_l = erank(G_l). Only the target weights get
+gradients, and each parameter's gradient is folded into its accumulator by a post-accumulate hook and
+freed at once, so peak memory is one float32 copy of the target weights (plus one transient gradient).
+
+ID sweep (GeLoRA 001, SPEC §5): TwoNN intrinsic dimension and participation ratio of the non-padding
+token representations entering and leaving every block (hidden_states[0..L]).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from geodiag.metrics import effective_rank, participation_ratio, singular_values, threshold_rank, twonn
+from geodiag.models import layer_index, linear_modules, module_type
+
+THRESHOLDS = (1e-1, 1e-3, 1e-5)  # 003 App. D
+
+
+@dataclass(frozen=True)
+class GradientStats:
+    module: str
+    layer: int | None
+    module_type: str
+    d_out: int
+    d_in: int
+    erank: float  # GID
+    thresholds: dict[float, int]  # eps -> number of singular values above it
+    importance: float  # mean |W * G| (003 Eq. 5)
+    fisher: float  # mean over batches of mean(G_b^2) (003 App. E.2)
+
+
+def gradient_sweep(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]], targets: list[str], *,
+                   total: int | None = None, progress: bool = True) -> list[GradientStats]:
+    """Accumulated gradients of the target weights over the batches (sum, as Alg. 1), and their statistics."""
+    linears = linear_modules(model)
+    weights = {name: linears[name].weight for name in targets}
+    was = {p: p.requires_grad for p in model.parameters()}
+    acc = {name: torch.zeros_like(w, dtype=torch.float32) for name, w in weights.items()}
+    fisher = dict.fromkeys(weights, 0.0)
+    handles = []
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for name, w in weights.items():
+        w.requires_grad_(True)
+        handles.append(w.register_post_accumulate_grad_hook(_fold(acc[name], fisher, name)))
+    n = 0
+    training = model.training
+    model.eval()  # no dropout: the gradient of the model as it is
+    try:
+        for batch in tqdm(batches, total=total, desc="gradients", unit="batch", disable=not progress):
+            model(**batch).loss.backward()
+            n += 1
+    finally:
+        for h in handles:
+            h.remove()
+        for p, flag in was.items():
+            p.requires_grad_(flag)
+        model.train(training)
+    if n == 0:
+        raise ValueError("no batches: the gradient sweep needs at least one")
+    out = []
+    for name, G in acc.items():
+        s = singular_values(G)
+        W = weights[name].detach().to(torch.float32)
+        out.append(GradientStats(name, layer_index(name), module_type(name), G.shape[0], G.shape[1],
+                                 effective_rank(s), {eps: threshold_rank(s, eps) for eps in THRESHOLDS},
+                                 float((W * G).abs().mean()), fisher[name] / n))
+    return out
+
+
+def _fold(acc: torch.Tensor, fisher: dict, name: str):
+    def hook(p: torch.Tensor) -> None:
+        g = p.grad  # this batch's gradient
+        acc.add_(g.to(acc.dtype))
+        fisher[name] += float(g.to(torch.float64).square().mean())
+        p.grad = None  # free it now: only the accumulators stay
+
+    return hook
+
+
+@dataclass(frozen=True)
+class LayerGeometry:
+    layer: int  # index into hidden_states: 0 = entering block 0, L = leaving the last block
+    twonn: float
+    twonn_error: float
+    n: int
+    duplicates: int
+    participation_ratio: float
+
+
+@torch.no_grad()
+def hidden_state_sweep(model: nn.Module, batches: Iterator[dict[str, torch.Tensor]], tokens: int, *,
+                       pooling: str = "tokens", progress: bool = True) -> list[LayerGeometry]:
+    """TwoNN and PR of hidden_states[0..L] over `tokens` non-padding tokens (or mean-pooled sequences)."""
+    if pooling not in ("tokens", "mean"):
+        raise ValueError("pooling must be 'tokens' or 'mean'")
+    model.eval()
+    per_layer: list[list[torch.Tensor]] = []
+    have = 0
+    bar = tqdm(total=tokens, desc="hidden states", unit="pt", disable=not progress)
+    while have < tokens:
+        batch = next(batches)
+        mask = batch["attention_mask"].bool()  # (B, T)
+        hs = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                   output_hidden_states=True).hidden_states  # L + 1 tensors (B, T, h)
+        if not per_layer:
+            per_layer = [[] for _ in hs]
+        for i, H in enumerate(hs):
+            pts = H[mask] if pooling == "tokens" else (H * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+            per_layer[i].append(pts.float().cpu())
+        got = int(mask.sum()) if pooling == "tokens" else mask.shape[0]
+        have += got
+        bar.update(got)
+    bar.close()
+    out = []
+    for i, chunks in enumerate(per_layer):
+        X = torch.cat(chunks)[:tokens]  # (n, h)
+        r = twonn(X)
+        out.append(LayerGeometry(i, r.dimension, r.error, r.n_used, r.n_duplicates, participation_ratio(X)))
+    return out
