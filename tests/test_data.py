@@ -33,8 +33,8 @@ def test_loss_mask_covers_only_the_answer(tok):
     assert tok.decode(answer) == "5" + tok.eos_token
     assert enc["labels"][: -len(answer)] == [-100] * (len(enc["labels"]) - len(answer))
     short = D.encode(tok, ex, 8)  # truncation keeps the answer and the end of the prompt
-    assert len(short["input_ids"]) == 8 and tok.decode([t for t, lab in zip(short["input_ids"], short["labels"],
-                                                                            strict=True) if lab != -100]).startswith("5")
+    kept = [t for t, lab in zip(short["input_ids"], short["labels"], strict=True) if lab != -100]
+    assert len(short["input_ids"]) == 8 and tok.decode(kept).startswith("5")
 
 
 def test_jsonl_and_csv_files(tmp_path):

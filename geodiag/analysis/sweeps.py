@@ -19,7 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from geodiag.metrics import effective_rank, participation_ratio, singular_values, threshold_rank, twonn
-from geodiag.models import layer_index, linear_modules, module_type
+from geodiag.models import backbone, layer_index, linear_modules, module_type
 
 THRESHOLDS = (1e-1, 1e-3, 1e-5)  # 003 App. D
 
@@ -109,8 +109,8 @@ def hidden_state_sweep(model: nn.Module, batches: Iterator[dict[str, torch.Tenso
     while have < tokens:
         batch = next(batches)
         mask = batch["attention_mask"].bool()  # (B, T)
-        hs = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                   output_hidden_states=True).hidden_states  # L + 1 tensors (B, T, h)
+        hs = backbone(model)(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                             output_hidden_states=True).hidden_states  # L + 1 tensors (B, T, h), no LM head
         if not per_layer:
             per_layer = [[] for _ in hs]
         for i, H in enumerate(hs):

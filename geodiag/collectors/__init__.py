@@ -24,7 +24,7 @@ from geodiag.metrics import (
     powerlaw_exponent,
     stable_rank,
 )
-from geodiag.models import layer_index, linear_modules, module_type
+from geodiag.models import backbone, layer_index, linear_modules, module_type
 
 DEAD_GATE = 0.05  # 002 §3: a gate below this is dead
 
@@ -79,7 +79,9 @@ def activation_rows(adapted: Adapted, batch: dict[str, torch.Tensor], step: int,
     if stats_flag is not None:
         adapted.training_stats = False  # a record forward must not feed the PCA statistics
     try:
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True)
+        # the decoder stack alone: the LM head's logits over the whole vocabulary are not needed here
+        out = backbone(model)(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                              output_hidden_states=True)
     finally:
         for h in handles:
             h.remove()
@@ -88,7 +90,7 @@ def activation_rows(adapted: Adapted, batch: dict[str, torch.Tensor], step: int,
             adapted.training_stats = stats_flag
     rows = []
     for layer, H in enumerate(out.hidden_states[1:]):  # block outputs, (B, T, h) each
-        tokens = H[mask].to(torch.float64)  # (n, h), padding dropped
+        tokens = H[mask].float()  # (n, h), padding dropped
         if tokens.shape[0] >= 2:
             rows.append(row(step, wall, "geometry/participation_ratio", participation_ratio(tokens),
                             module=f"layers.{layer}", layer=layer))

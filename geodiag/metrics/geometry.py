@@ -15,16 +15,18 @@ def participation_ratio(H: ArrayLike, *, eps: float = 1e-12) -> float:
     No eigendecomposition is needed: sum lambda is the trace and sum lambda^2 the squared Frobenius
     norm of the covariance. When n < h the centred Gram matrix (n x n) has the same non-zero
     eigenvalues, so PR is well defined for any n >= 2 (the paper calls it undefined; SPEC §1 does not).
-    Callers should record n beside the value: with n < h, PR is at most n - 1.
+    Callers should record n beside the value: with n < h, PR is at most n - 1. float64 input is computed
+    in float64; float32 input does its GEMM in float32 (PR is a ratio of sums of positive terms, so that
+    costs ~1e-6 relative) and the sums in float64.
     """
-    X = as_tensor(H, "H", ndim=(2,)).to(torch.float64)
+    X = as_tensor(H, "H", ndim=(2,))
     n, h = X.shape
     if n < 2:
         raise ValueError(f"participation_ratio needs at least 2 rows (observations), got {n}.")
     Xc = X - X.mean(dim=0, keepdim=True)  # (n, h)
     # (h, h) covariance or (n, n) Gram, whichever is smaller: same non-zero spectrum
     C = (Xc.T @ Xc) if n >= h else (Xc @ Xc.T)
-    C = C / (n - 1)
+    C = C.to(torch.float64) / (n - 1)
     trace = float(torch.diagonal(C).sum())  # sum lambda
     if trace <= 0.0:
         raise ValueError("H has zero variance (all rows are identical); its participation ratio is undefined.")

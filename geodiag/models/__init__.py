@@ -191,6 +191,16 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
                        "transformer.h, ...); geodiag supports decoder-only causal LMs.")
 
 
+def backbone(model: nn.Module) -> nn.Module:
+    """The decoder stack without the LM head (also inside a peft wrapper); the model itself if unknown."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    for attr in ("model", "transformer", "gpt_neox"):
+        sub = getattr(inner, attr, None)
+        if isinstance(sub, nn.Module) and hasattr(sub, "forward"):
+            return sub
+    return model
+
+
 def hidden_size(model: nn.Module) -> int:
     cfg = model.config
     return int(getattr(cfg, "hidden_size", None) or cfg.n_embd)

@@ -32,7 +32,8 @@ class TrainConfig:
     eval_every: int = option(0, "steps between accuracy evaluations (0: only before and after)")
     eval_size: int = option(64, "held-out items for accuracy (0 disables evaluation)")
     train_size: int = option(2000, "training items generated for a reasoning-gym task")
-    record_batch: int = option(16, "held-out examples in the fixed batch that activation metrics use")
+    record_batch: int = option(12, "held-out examples in the fixed batch that activation metrics use (12 give "
+                                   "~600 tokens on the default task: PR needs n >= h = 576 on SmolLM2)")
     max_new_tokens: int = option(16, "generation length for evaluation")
     store: str = option(DEFAULT_STORE, "DuckDB store file")
     run_name: str | None = option(None, "a readable name (default: method-model-task)")

@@ -152,25 +152,27 @@ def train(cfg: TrainConfig, *, progress: bool = True, should_stop: Callable[[], 
 
 
 def _train_step(cfg, adapted, stream, trainable, optimizer, device, step, world) -> dict[str, float]:
-    """One optimiser step over grad_accum micro-batches; returns the step's mean losses."""
-    sums: dict[str, float] = {}
+    """One optimiser step over grad_accum micro-batches; returns the step's mean losses.
+
+    The auxiliary losses depend on the parameters only, not on the batch, so they are computed and
+    back-propagated once per step: the same gradient as adding them to every micro-batch's loss / accum."""
+    lm = 0.0
     for _ in range(cfg.grad_accum):
         batch = _to(next(stream), device)
         adapted.attention_mask = batch["attention_mask"]
-        out = adapted.model(**batch)
-        lm_loss = out.loss
-        total = lm_loss
-        parts = {"loss/lm": lm_loss}
-        for name, (value, weight) in adapted.aux_losses(step / cfg.steps).items():
-            parts[name] = value
-            total = total + weight * value
-        parts["loss/total"] = total
-        if not torch.isfinite(total):
-            raise GeodiagError(f"The loss became {float(total)} at step {step}; lower the learning rate (--lr) or "
-                               "check the data. The run is marked failed and its data so far is kept.")
-        (total / cfg.grad_accum).backward()
-        for name, value in parts.items():
-            sums[name] = sums.get(name, 0.0) + float(value.detach()) / cfg.grad_accum
+        loss = adapted.model(**batch).loss
+        _check_finite(loss, step)
+        (loss / cfg.grad_accum).backward()
+        lm += float(loss.detach()) / cfg.grad_accum
+    logs = {"loss/lm": lm}
+    aux = adapted.aux_losses(step / cfg.steps)
+    if aux:
+        weighted = sum(weight * value for value, weight in aux.values())
+        _check_finite(weighted, step)
+        weighted.backward()
+        logs |= {name: float(value.detach()) for name, (value, _) in aux.items()}
+        lm += float(weighted.detach())
+    logs["loss/total"] = lm
     if world > 1:
         for p in trainable:  # average gradients over ranks: every rank then takes the same step
             if p.grad is not None:
@@ -179,7 +181,13 @@ def _train_step(cfg, adapted, stream, trainable, optimizer, device, step, world)
     if cfg.clip > 0:
         torch.nn.utils.clip_grad_norm_(trainable, cfg.clip)
     optimizer.step()
-    return sums
+    return logs
+
+
+def _check_finite(loss: torch.Tensor, step: int) -> None:
+    if not torch.isfinite(loss):
+        raise GeodiagError(f"The loss became {float(loss)} at step {step}; lower the learning rate (--lr) or check "
+                           "the data. The run is marked failed and its data so far is kept.")
 
 
 def _warmup_cosine(steps: int, warmup: float) -> Callable[[int], float]:
