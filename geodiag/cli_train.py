@@ -60,7 +60,16 @@ def _type(f):
     t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "str")
     if "list" in t:
         return str
-    return {"int": int, "float": float}.get(t.split("|")[0].strip(), str)
+    return {"int": int, "float": float, "bool": _bool}.get(t.split("|")[0].strip(), str)
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -9,16 +9,18 @@ from dataclasses import dataclass
 from torch import nn
 
 from geodiag.errors import GeodiagError
-from geodiag.methods.base import Adapted, AdapterView, MethodConfig
+from geodiag.methods.base import Adapted, AdapterView, BuildContext, MethodConfig
 from geodiag.methods.manifold import ManifoldConfig, build_manifold
 from geodiag.methods.peft_methods import AdaLoraMethodConfig, LoraMethodConfig, build_adalora, build_lora
+from geodiag.methods.ralora import RaLoraConfig
+from geodiag.methods.ralora_build import RaLoraProConfig, build_ralora
 
 
 @dataclass(frozen=True)
 class MethodSpec:
     name: str
     config: type[MethodConfig]
-    build: Callable[[nn.Module, MethodConfig, int], Adapted]
+    build: Callable[..., Adapted]  # (model, config, total_steps, context) -> Adapted
     summary: str
 
 
@@ -33,6 +35,9 @@ register(MethodSpec("lora", LoraMethodConfig, build_lora, "LoRA through peft (Hu
 register(MethodSpec("adalora", AdaLoraMethodConfig, build_adalora, "AdaLoRA through peft (Zhang et al. 2023)"))
 register(MethodSpec("manifold", ManifoldConfig, build_manifold,
                     "ManifoldLoRA: gated adaptive rank + manifold probes (paper 002)"))
+register(MethodSpec("ralora", RaLoraConfig, build_ralora, "RaLoRA: block-diagonal LoRA with GID-sized blocks (003)"))
+register(MethodSpec("ralora-pro", RaLoraProConfig, build_ralora,
+                    "RaLoRA-Pro: importance-based ranks, then GID-sized blocks (003)"))
 
 
 def get_method(name: str) -> MethodSpec:
@@ -41,10 +46,12 @@ def get_method(name: str) -> MethodSpec:
     return METHODS[name]
 
 
-def build(name: str, model: nn.Module, options: dict | None = None, *, total_steps: int = 1) -> Adapted:
+def build(name: str, model: nn.Module, options: dict | None = None, *, total_steps: int = 1,
+          context: BuildContext | None = None) -> Adapted:
     spec = get_method(name)
     cfg = spec.config.from_dict(options or {})
-    return spec.build(model, cfg, total_steps)
+    return spec.build(model, cfg, total_steps, context or BuildContext())
 
 
-__all__ = ["METHODS", "Adapted", "AdapterView", "MethodConfig", "MethodSpec", "build", "get_method", "register"]
+__all__ = ["METHODS", "Adapted", "AdapterView", "BuildContext", "MethodConfig", "MethodSpec", "build", "get_method",
+           "register"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,16 @@ class MethodConfig:
             raise GeodiagError(f"{name} must be {rule}, got {getattr(self, name)!r}.")
 
 
+@dataclass
+class BuildContext:
+    """What a method may need beyond the model: the store (to read a stored analysis) and fresh training
+    batches (to run a sweep first, as RaLoRA's GID does)."""
+
+    store: str | None = None
+    batches: Callable[[], Iterator[dict]] | None = None
+    progress: bool = False
+
+
 @dataclass(frozen=True)
 class AdapterView:
     """One adapted module's update, Delta W = scaling * B diag(gates) A (block-diagonal if blocks > 1)."""
@@ -87,6 +98,10 @@ class Adapted(abc.ABC):
         """Called after optimizer.step() and before zero_grad() (AdaLoRA allocates ranks here)."""
 
     def adapters(self) -> list[AdapterView]:
+        return []
+
+    def initial_rows(self) -> list[dict]:
+        """Rows recorded once at step 0 (e.g. the rank allocation a method chose)."""
         return []
 
     def extra_state(self) -> dict[str, float]:

@@ -267,7 +267,7 @@ def load_manifold(model: nn.Module, directory: str | Path) -> ManifoldAdapted:
     return adapted
 
 
-def build_manifold(model: nn.Module, cfg: ManifoldConfig, total_steps: int) -> ManifoldAdapted:
+def build_manifold(model: nn.Module, cfg: ManifoldConfig, total_steps: int, context=None) -> ManifoldAdapted:
     return ManifoldAdapted(model, cfg)
 
 

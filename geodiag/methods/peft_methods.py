@@ -99,7 +99,7 @@ def _check_rank(model: nn.Module, targets: list[str], r: int, field: str) -> Non
                                f"{min(d_out, d_in)} or leave that module out of target_modules.")
 
 
-def build_lora(model: nn.Module, cfg: LoraMethodConfig, total_steps: int) -> LoraAdapted:
+def build_lora(model: nn.Module, cfg: LoraMethodConfig, total_steps: int, context=None) -> LoraAdapted:
     from peft import LoraConfig, get_peft_model
 
     targets = resolve_targets(model, cfg.target_modules)
@@ -109,7 +109,7 @@ def build_lora(model: nn.Module, cfg: LoraMethodConfig, total_steps: int) -> Lor
     return LoraAdapted(get_peft_model(model, peft_cfg), cfg)
 
 
-def build_adalora(model: nn.Module, cfg: AdaLoraMethodConfig, total_steps: int) -> AdaLoraAdapted:
+def build_adalora(model: nn.Module, cfg: AdaLoraMethodConfig, total_steps: int, context=None) -> AdaLoraAdapted:
     from peft import AdaLoraConfig, get_peft_model
 
     targets = resolve_targets(model, cfg.target_modules)

@@ -73,8 +73,10 @@ def train(cfg: TrainConfig, *, progress: bool = True, should_stop: Callable[[], 
     options = dict(cfg.method_options)
     if cfg.target_modules:
         options["target_modules"] = cfg.target_modules
-    adapted = methods.build(cfg.method, model, options, total_steps=cfg.steps)
     encoded = [encode(tok, ex, cfg.max_length) for ex in data.train]
+    context = methods.BuildContext(store=cfg.store, progress=progress and rank == 0, batches=lambda: (
+        _to(b, device) for b in batch_stream(encoded, cfg.batch_size, tok.pad_token_id, seed=cfg.seed + 1)))
+    adapted = methods.build(cfg.method, model, options, total_steps=cfg.steps, context=context)
     stream = batch_stream(encoded, cfg.batch_size, tok.pad_token_id, seed=cfg.seed, rank=rank, world=world)
     record_batch = _to(collate([encode(tok, ex, cfg.max_length) for ex in data.eval[: cfg.record_batch]],
                                tok.pad_token_id), device)
@@ -111,6 +113,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, should_stop: Callable[[], 
         with stop:
             if rank == 0:
                 run_eval(0)
+                rec.add(adapted.initial_rows())
                 record(0)
                 rec.flush()
             bar = tqdm(range(1, cfg.steps + 1), desc="train", disable=not progress or rank != 0, unit="step")
