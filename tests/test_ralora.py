@@ -57,7 +57,7 @@ def test_adapter_hooks_base_unchanged_and_reload(vocab, tmp_path):
 
 
 def test_ralora_needs_gids(vocab):
-    with pytest.raises(GeodiagError, match="RaLoRA needs GIDs"):
+    with pytest.raises(GeodiagError, match="This method needs GIDs"):
         build("ralora", tiny_model(vocab))
 
 
@@ -87,3 +87,27 @@ def test_train_from_a_stored_gid_analysis(tmp_path, method):
     assert reader.metric(rid, "params/lora_reference")["value"].iloc[0] > 0
     sv = reader.metric(rid, "spectrum/singular_value")
     assert len(sv[sv.step == 6]) > 0
+
+
+@pytest.mark.parametrize("method, analysis", [("lora-gid", "gid"), ("gelora", "id")])
+def test_lora_gid_and_gelora_train_with_the_analysed_ranks(tmp_path, method, analysis):
+    store = str(tmp_path / "s.duckdb")
+    extra = ["--batches", "2"] if analysis == "gid" else ["--tokens", "300", "--gelora-scale", "4"]
+    out = geodiag("analyze", analysis, "--model", "tiny", "--targets", "q_proj,v_proj", *extra, "--store", store,
+                  "--no-progress")
+    assert out.returncode == 0, out.stderr
+    aid = out.stdout.strip()
+    flags = ["--gelora-scale", "4"] if method == "gelora" else []
+    out = geodiag("train", "--model", "tiny", "--method", method, "--from-analysis", aid, *flags, "--steps", "4",
+                  "--grad-accum", "1", "--record-every", "2", "--eval-size", "2", "--store", store, "--no-progress")
+    assert out.returncode == 0, out.stderr
+    rid = out.stdout.strip()
+    reader = Reader(store)
+    planned = reader.metric(aid, f"alloc/{method}").set_index("module")["value"]
+    used = reader.metric(rid, f"alloc/{method}").set_index("module")["value"]
+    assert used.to_dict() == planned.to_dict()
+    # the trained peft adapters really have those ranks: one singular value per rank direction
+    sv = reader.metric(rid, "spectrum/singular_value")
+    counts = sv[sv.step == 4].groupby("module").size()
+    assert counts.to_dict() == {m: int(r) for m, r in planned.items()}
+    assert reader.run(rid)["trainable_params"] == reader.metric(rid, "params/trainable")["value"].iloc[0]

@@ -98,17 +98,9 @@ class RaLoraAdapted(Adapted):
         return out
 
     def initial_rows(self) -> list[dict]:
-        """The allocation used, the GIDs it came from, and LoRA's count at the same reference rank."""
-        from geodiag.analysis.run import allocation_rows  # late: analysis.run imports the collectors
-        from geodiag.collectors import row
+        from geodiag.methods.allocated import allocation_initial_rows
 
-        allocs = list(self.allocations.values())
-        rows = allocation_rows(self.method, allocs)
-        rows += [row(0, 0.0, "gid/erank", g, module=m, layer=layer_index(m), module_type=module_type(m))
-                 for m, g in self.gids.items()]
-        lora = sum(self.config.r * (a.params // a.rank) for a in allocs)  # r_ref (d_in + d_out) per module
-        return rows + [row(0, 0.0, "params/trainable", sum(a.params for a in allocs)),
-                       row(0, 0.0, "params/lora_reference", lora)]
+        return allocation_initial_rows(self.method, list(self.allocations.values()), self.config.r, self.gids)
 
     def save(self, directory: Path) -> None:
         from safetensors.torch import save_file
