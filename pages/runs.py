@@ -1,5 +1,6 @@
 """Runs: every run in the store with its status and model."""
 
+import pandas as pd
 import streamlit as st
 
 from geodiag.errors import GeodiagError
@@ -21,4 +22,11 @@ if runs.empty:
     st.stop()
 
 st.caption(f"{len(runs)} run(s) in {store}")
-st.dataframe(runs[COLUMNS], hide_index=True, width="stretch")
+table = runs[COLUMNS].copy()
+table["trainable_params"] = pd.to_numeric(table["trainable_params"], errors="coerce").astype("Int64")  # blank if none
+st.dataframe(table, hide_index=True, width="stretch", column_config={
+    "trainable_params": st.column_config.NumberColumn("trainable params", format="localized"),
+    "started_at": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm:ss"),
+    "ended_at": st.column_config.DatetimeColumn("ended", format="YYYY-MM-DD HH:mm:ss"),
+    "run_id": st.column_config.TextColumn("run id"),
+})
