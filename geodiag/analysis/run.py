@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ def _setup(cfg: AnalyzeConfig, kind: str):
 
 def analyze_gid(cfg: AnalyzeConfig, *, progress: bool = True) -> str:
     lm, stream, targets, shapes, writer, run_id = _setup(cfg, "gid")
-    try:
+    with _recorded(writer, run_id):
         stats = gradient_sweep(lm.model, itertools.islice(stream, cfg.batches), targets, total=cfg.batches,
                                progress=progress)
         rows = []
@@ -83,16 +84,12 @@ def analyze_gid(cfg: AnalyzeConfig, *, progress: bool = True) -> str:
         rows += allocation_rows("lora-gid", alloc.lora_gid(gids, shapes, rounding=cfg.rank_rounding))
         rows += fisher_correlation_rows(stats)
         writer.append(run_id, rows)
-        writer.set_status(run_id, "finished")
-    except BaseException as e:
-        writer.set_status(run_id, "failed" if isinstance(e, Exception) else "cancelled", str(e) or type(e).__name__)
-        raise
     return run_id
 
 
 def analyze_id(cfg: AnalyzeConfig, *, progress: bool = True) -> str:
     lm, stream, targets, shapes, writer, run_id = _setup(cfg, "id")
-    try:
+    with _recorded(writer, run_id):
         profile = hidden_state_sweep(lm.model, stream, cfg.tokens, pooling=cfg.pooling, progress=progress)
         rows = []
         for g in profile:
@@ -103,11 +100,18 @@ def analyze_id(cfg: AnalyzeConfig, *, progress: bool = True) -> str:
                      row(0, 0.0, "geometry/participation_ratio_n", g.n, **where)]
         rows += allocation_rows("gelora", alloc.gelora([g.twonn for g in profile], shapes, scale=cfg.gelora_scale))
         writer.append(run_id, rows)
-        writer.set_status(run_id, "finished")
+    return run_id
+
+
+@contextlib.contextmanager
+def _recorded(writer: Writer, run_id: str):
+    """Mark the analysis run finished, or failed / cancelled with the reason, whatever happens inside."""
+    try:
+        yield
     except BaseException as e:
         writer.set_status(run_id, "failed" if isinstance(e, Exception) else "cancelled", str(e) or type(e).__name__)
         raise
-    return run_id
+    writer.set_status(run_id, "finished")
 
 
 def allocation_rows(method: str, allocations: list[alloc.Allocation]) -> list[dict]:
