@@ -167,7 +167,7 @@ def test_empty_dataset_file_is_a_clear_error(tmp_path):
 def test_torchrun_two_processes_write_once(tmp_path, fixed_batch_data):
     store = tmp_path / "s.duckdb"
     out = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
          "-m", "geodiag", "train", "--model", "tiny", "--method", "lora", "--dataset", fixed_batch_data,
          "--steps", "6", "--batch-size", "2", "--grad-accum", "1", "--record-every", "3", "--eval-size", "1",
          "--store", str(store), "--no-progress"],
