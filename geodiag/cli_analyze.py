@@ -6,6 +6,8 @@ import argparse
 import dataclasses
 import sys
 
+from geodiag.cli_train import arg_type
+
 _GID_ONLY = {"batches", "rank", "n_max", "block_rounding", "rank_rounding"}
 _ID_ONLY = {"tokens", "pooling", "gelora_scale"}
 
@@ -27,7 +29,7 @@ def add_analyze_parser(sub) -> None:
             if f.type == "bool":
                 q.add_argument(flag, dest=f.name, action="store_true", default=None, help=f.metadata["help"])
                 continue
-            typ = {"int": int, "float": float}.get(f.type, str)
+            typ = arg_type(f)
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             shown = ",".join(default) if isinstance(default, list) else default
             q.add_argument(flag, dest=f.name, type=typ, default=None, metavar=f.name.upper(),

@@ -31,7 +31,7 @@ def add_train_parser(sub) -> None:
     for name, flag in _MAIN.items():
         f = fields[name]
         default = "" if f.default is dataclasses.MISSING else f" (default: {f.default})"
-        p.add_argument(flag, dest=name, type=_type(f), default=None, metavar=name.upper(),
+        p.add_argument(flag, dest=name, type=arg_type(f), default=None, metavar=name.upper(),
                        help=f"{f.metadata['help']}{default}")
     p.add_argument("--trust-remote-code", dest="trust_remote_code", action="store_true", default=None,
                    help="allow the model's own code to run (off unless you trust its source)")
@@ -51,12 +51,12 @@ def add_train_parser(sub) -> None:
             if f.name == "target_modules" or any(a.option_strings == [flag] for a in group._group_actions):
                 continue
             text = f"[{', '.join(owners[f.name])}] {f.metadata.get('help', '')} (default: {f.default})"
-            group.add_argument(flag, dest=f"m_{f.name}", type=_type(f), default=None, metavar=f.name.upper(),
+            group.add_argument(flag, dest=f"m_{f.name}", type=arg_type(f), default=None, metavar=f.name.upper(),
                                help=text)
     p.set_defaults(handler=run_train)
 
 
-def _type(f):
+def arg_type(f):
     t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "str")
     if "list" in t:
         return str

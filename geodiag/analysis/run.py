@@ -14,7 +14,7 @@ from geodiag.analysis.sweeps import THRESHOLDS, gradient_sweep, hidden_state_swe
 from geodiag.collectors import row
 from geodiag.data import DEFAULT_TASK, batch_stream, encode, load_data
 from geodiag.methods.base import option
-from geodiag.models import layer_index, linear_modules, load_model, module_type, resolve_targets
+from geodiag.models import load_model, module_shapes, resolve_targets
 from geodiag.store import DEFAULT_STORE, Writer
 
 
@@ -47,9 +47,7 @@ def _setup(cfg: AnalyzeConfig, kind: str):
     encoded = [encode(lm.tokenizer, ex, cfg.max_length) for ex in data.train]
     stream = batch_stream(encoded, cfg.batch_size, lm.tokenizer.pad_token_id, seed=cfg.seed)
     targets = resolve_targets(lm.model, cfg.targets)
-    linears = linear_modules(lm.model)
-    shapes = [alloc.ModuleShape(n, linears[n].in_features, linears[n].out_features, layer_index(n), module_type(n))
-              for n in targets]
+    shapes = module_shapes(lm.model, targets)
     seq_len = float(np.mean([len(e["input_ids"]) for e in encoded]))
     config = {**cfg.__dict__, "mean_seq_len": seq_len}
     writer = Writer(cfg.store)

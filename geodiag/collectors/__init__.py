@@ -71,7 +71,7 @@ def activation_rows(adapted: Adapted, batch: dict[str, torch.Tensor], step: int,
     inputs, handles = {}, []
     if isinstance(adapted, ManifoldAdapted):  # capture what enters each layer's adapted projections
         linears = linear_modules(model)
-        for name, _, probe_layer in _probe_inputs(adapted):
+        for name, probe_layer in _probe_inputs(adapted):
             handles.append(linears[name].register_forward_pre_hook(_capture(inputs, probe_layer, mask)))
     was_training = model.training
     model.eval()
@@ -102,12 +102,13 @@ def activation_rows(adapted: Adapted, batch: dict[str, torch.Tensor], step: int,
 
 
 def _probe_inputs(adapted):
+    """(module, layer) of the first adapted projection per layer: q, k and v share one input."""
     seen = set()
     for name, _, _ in adapted.pairs():
         layer = layer_index(name)
         if layer not in seen:
             seen.add(layer)
-            yield name, None, layer
+            yield name, layer
 
 
 def _capture(store: dict, layer: int, mask: torch.Tensor):

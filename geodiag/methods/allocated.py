@@ -13,7 +13,7 @@ from geodiag.analysis import allocation as alloc
 from geodiag.errors import GeodiagError
 from geodiag.methods.base import BuildContext, MethodConfig, option
 from geodiag.methods.peft_methods import LoraAdapted
-from geodiag.models import layer_index, linear_modules, module_type, resolve_targets
+from geodiag.models import layer_index, module_shapes, module_type, resolve_targets
 
 
 @dataclass
@@ -37,12 +37,6 @@ class AllocatedLoraConfig(MethodConfig):
 @dataclass
 class GeLoraConfig(AllocatedLoraConfig):
     alpha_ratio: float = option(32.0, "alpha / r of every module (GeLoRA's runs use alpha_i = 32 r_i)")
-
-
-def shapes_of(model: nn.Module, targets: list[str]) -> list[alloc.ModuleShape]:
-    linears = linear_modules(model)
-    return [alloc.ModuleShape(n, linears[n].in_features, linears[n].out_features, layer_index(n), module_type(n))
-            for n in targets]
 
 
 def stored_analysis(ctx: BuildContext, run_id: str, kind: str):
@@ -129,7 +123,7 @@ def build_lora_gid(model: nn.Module, cfg: AllocatedLoraConfig, total_steps: int,
                    context: BuildContext | None = None) -> AllocatedLora:
     targets = resolve_targets(model, cfg.target_modules)
     gids, _ = gid_measurements(model, targets, cfg.from_analysis, context or BuildContext(), cfg.gid_batches)
-    allocations = alloc.lora_gid(gids, shapes_of(model, targets), rounding=cfg.rank_rounding)
+    allocations = alloc.lora_gid(gids, module_shapes(model, targets), rounding=cfg.rank_rounding)
     return AllocatedLora(_peft(model, cfg, allocations), cfg, "lora-gid", allocations, gids)
 
 
@@ -137,5 +131,5 @@ def build_gelora(model: nn.Module, cfg: GeLoraConfig, total_steps: int,
                  context: BuildContext | None = None) -> AllocatedLora:
     targets = resolve_targets(model, cfg.target_modules)
     ids = id_profile(model, cfg.from_analysis, context or BuildContext(), cfg.id_tokens)
-    allocations = alloc.gelora(ids, shapes_of(model, targets), scale=cfg.gelora_scale)
+    allocations = alloc.gelora(ids, module_shapes(model, targets), scale=cfg.gelora_scale)
     return AllocatedLora(_peft(model, cfg, allocations), cfg, "gelora", allocations)

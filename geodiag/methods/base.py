@@ -87,8 +87,7 @@ class Adapted(abc.ABC):
         self.config = config
 
     def param_groups(self, lr: float, weight_decay: float) -> list[dict]:
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        return [{"params": params, "lr": lr, "weight_decay": weight_decay, "name": "adapter"}]
+        return [{"params": self.trainable(), "lr": lr, "weight_decay": weight_decay, "name": "adapter"}]
 
     def aux_losses(self, progress: float) -> dict[str, tuple[torch.Tensor, float]]:
         """Extra loss terms as name -> (value, weight) at training progress in [0, 1]."""

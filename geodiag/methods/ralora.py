@@ -20,7 +20,7 @@ from torch import nn
 from geodiag.analysis import allocation as alloc
 from geodiag.errors import GeodiagError
 from geodiag.methods.base import Adapted, AdapterView, MethodConfig, option
-from geodiag.models import layer_index, linear_modules, module_type, resolve_targets
+from geodiag.models import layer_index, linear_modules, module_shapes, module_type, resolve_targets
 
 
 @dataclass
@@ -86,9 +86,6 @@ class RaLoraAdapted(Adapted):
     def trainable(self) -> list[nn.Parameter]:
         return list(self.adapters_.parameters())
 
-    def param_groups(self, lr: float, weight_decay: float) -> list[dict]:
-        return [{"params": self.trainable(), "lr": lr, "weight_decay": weight_decay, "name": "adapter"}]
-
     def adapters(self) -> list[AdapterView]:
         out = []
         for name in self.allocations:
@@ -126,9 +123,7 @@ def load_ralora(model: nn.Module, directory: str | Path) -> RaLoraAdapted:
 def allocate(model: nn.Module, cfg: RaLoraConfig, gids: dict[str, float],
              importance: dict[str, float] | None) -> list[alloc.Allocation]:
     targets = resolve_targets(model, cfg.target_modules)
-    linears = linear_modules(model)
-    shapes = [alloc.ModuleShape(n, linears[n].in_features, linears[n].out_features, layer_index(n), module_type(n))
-              for n in targets]
+    shapes = module_shapes(model, targets)
     missing = [n for n in targets if n not in gids]
     if missing:
         raise GeodiagError(f"The GID analysis has no value for {missing[0]} (and {len(missing) - 1} more); run "

@@ -165,6 +165,15 @@ def resolve_targets(model: nn.Module, targets: list[str]) -> list[str]:
     return found
 
 
+def module_shapes(model: nn.Module, targets: list[str]):
+    """(name, d_in, d_out, layer, type) of each target module, as the allocation rules take them."""
+    from geodiag.analysis.allocation import ModuleShape
+
+    linears = linear_modules(model)
+    return [ModuleShape(n, linears[n].in_features, linears[n].out_features, layer_index(n), module_type(n))
+            for n in targets]
+
+
 def module_type(name: str) -> str:
     leaf = name.rsplit(".", 1)[-1]
     return MODULE_TYPES.get(leaf, leaf)
