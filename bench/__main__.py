@@ -14,7 +14,7 @@ import torch
 from bench import metrics
 from bench.metrics import RESULTS
 
-SUITES = ("metrics", "store", "engine")
+SUITES = ("metrics", "store", "engine", "gid")
 
 
 def run_store(quick: bool) -> dict:
@@ -42,6 +42,20 @@ def run_engine(quick: bool) -> dict:
     return {"step_time": st, "recording": rec}
 
 
+def run_gid(quick: bool) -> dict:
+    from bench.gid import bench_gid
+
+    model = "tiny" if quick else "smollm2"
+    r = bench_gid(model, batches=4 if quick else 16)
+    s, a = r["sweep"], r["all_gradients"]
+    print(f"GID sweep on {model} (q,k,v,o of every layer, {r['batches']} batches of 4): {s['seconds']:.1f} s, peak "
+          f"RSS {s['peak_rss_mb']:.0f} MB ({s['peak_rss_mb'] - s['after_load_rss_mb']:.0f} MB above the loaded "
+          f"model) vs holding every gradient: {a['seconds']:.1f} s, {a['peak_rss_mb']:.0f} MB "
+          f"({a['peak_rss_mb'] - a['after_load_rss_mb']:.0f} MB above) -> {r['time_ratio']:.2f}x time, "
+          f"{r['peak_rss_ratio']:.2f}x peak RSS, {r['extra_rss_ratio']:.1f}x extra memory; same GIDs: {r['same_gid']}")
+    return r
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=",".join(SUITES), help=f"comma-separated subset of {', '.join(SUITES)}")
@@ -54,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {"torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine()}
     print(f"geodiag benchmarks (torch {env['torch']}, {env['threads']} threads)")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    runners = {"metrics": lambda q: metrics.run(q), "store": run_store, "engine": run_engine}
+    runners = {"metrics": lambda q: metrics.run(q), "store": run_store, "engine": run_engine, "gid": run_gid}
     for suite in chosen:
         result = runners[suite](args.quick)
         out = RESULTS / f"{suite}.json"

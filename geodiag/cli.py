@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -34,11 +35,24 @@ def build_parser() -> argparse.ArgumentParser:
     _store_arg(show)
     show.set_defaults(handler=_runs_show)
 
+    rm = runs_sub.add_parser("delete", help="delete a run and its metrics (not while it is running)")
+    rm.add_argument("run_id", metavar="RUN")
+    rm.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    _store_arg(rm)
+    rm.set_defaults(handler=_runs_delete)
+    mv = runs_sub.add_parser("rename", help="give a run a new readable name")
+    mv.add_argument("run_id", metavar="RUN")
+    mv.add_argument("name", metavar="NAME")
+    _store_arg(mv)
+    mv.set_defaults(handler=_runs_rename)
+
     from geodiag.cli_analyze import add_analyze_parser
+    from geodiag.cli_export import add_export_parser
     from geodiag.cli_train import add_train_parser
 
     add_train_parser(sub)
     add_analyze_parser(sub)
+    add_export_parser(sub)
     imp = sub.add_parser("import-peft", help="record the Delta W spectra of an existing PEFT adapter directory")
     imp.add_argument("directory", metavar="DIR", help="a folder written by PeftModel.save_pretrained()")
     imp.add_argument("--base", help="the base model's name, recorded with the run (default: from the adapter)")
@@ -79,6 +93,28 @@ def _runs_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _runs_delete(args: argparse.Namespace) -> int:
+    from geodiag.store import Reader, Writer
+
+    run = Reader(args.store).run(args.run_id)
+    if not args.yes:
+        answer = input(f"Delete run {args.run_id} ({run['name']}) and all its metrics? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("Nothing deleted.")
+            return 1
+    Writer(args.store).delete_run(args.run_id)
+    print(f"Deleted {args.run_id}.")
+    return 0
+
+
+def _runs_rename(args: argparse.Namespace) -> int:
+    from geodiag.store import Writer
+
+    Writer(args.store).rename_run(args.run_id, args.name)
+    print(f"Renamed {args.run_id} to {args.name!r}.")
+    return 0
+
+
 def _import_peft(args: argparse.Namespace) -> int:
     from geodiag.integrations.peft_import import import_peft
 
@@ -93,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "handler"):
         parser.print_help()
         return 0 if args.command is None else 2
+    # SIGTERM (the dashboard's Cancel) ends analyses as cancelled; the trainer installs its own handler
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.handler(args)
     except GeodiagError as e:
@@ -101,6 +139,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("geodiag: interrupted", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ from geodiag.errors import GeodiagError
 _MAIN = {  # TrainConfig field -> flag shown first in --help
     "model": "--model", "method": "--method", "task": "--task", "dataset": "--dataset", "steps": "--steps",
     "store": "--store", "run_name": "--run-name", "target_modules": "--target-modules",
-    "record_every": "--record-every", "eval_every": "--eval-every", "eval_size": "--eval-size",
+    "record_every": "--record-every", "record_gid_every": "--record-gid-every", "subspace_k": "--subspace-k",
+    "eval_every": "--eval-every", "eval_size": "--eval-size",
     "batch_size": "--batch-size", "grad_accum": "--grad-accum", "max_length": "--max-length", "lr": "--lr",
     "weight_decay": "--weight-decay", "clip": "--clip", "warmup": "--warmup", "seed": "--seed",
     "train_size": "--train-size", "record_batch": "--record-batch", "output_dir": "--output-dir",

@@ -1,32 +1,68 @@
-"""Runs: every run in the store with its status and model."""
+"""Runs: every run in the store with its outcome; filters (sidebar), links into the other pages,
+rename and delete with confirmation."""
 
-import pandas as pd
+
 import streamlit as st
 
 from geodiag.errors import GeodiagError
-from geodiag.ui import load_runs
-
-COLUMNS = ["name", "status", "kind", "method", "model", "task", "trainable_params", "started_at",
-           "ended_at", "run_id"]
+from geodiag.store import Writer
+from geodiag.ui import labels, load_runs, run_summary, runs_or_stop, store_path
 
 st.title("Runs")
-store = st.session_state.get("store", "")
-try:
-    runs = load_runs(store)
-except GeodiagError as e:
-    st.error(str(e))
-    st.stop()
-
-if runs.empty:
-    st.info(f"The store {store} has no runs yet. Runs appear here as soon as a geodiag run writes to it.")
-    st.stop()
-
-st.caption(f"{len(runs)} run(s) in {store}")
-table = runs[COLUMNS].copy()
-table["trainable_params"] = pd.to_numeric(table["trainable_params"], errors="coerce").astype("Int64")  # blank if none
+runs = runs_or_stop()
+shown = runs
+for col in ("method", "model", "task", "status"):
+    chosen = st.session_state.get(f"filter-{col}") or []
+    if chosen:
+        shown = shown[shown[col].isin(chosen)]
+table = run_summary(store_path()).set_index("run_id").reindex(shown["run_id"]).reset_index()
+st.caption(f"{len(shown)} of {len(runs)} run(s) in {store_path()}; filter them in the sidebar.")
 st.dataframe(table, hide_index=True, width="stretch", column_config={
+    "run_id": st.column_config.TextColumn("run id"),
+    "steps": st.column_config.NumberColumn("steps", format="%d"),
+    "final_loss": st.column_config.NumberColumn("final LM loss", format="%.3f"),
+    "acc_before": st.column_config.NumberColumn("accuracy before", format="percent"),
+    "acc_after": st.column_config.NumberColumn("accuracy after", format="percent"),
     "trainable_params": st.column_config.NumberColumn("trainable params", format="localized"),
     "started_at": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm:ss"),
     "ended_at": st.column_config.DatetimeColumn("ended", format="YYYY-MM-DD HH:mm:ss"),
-    "run_id": st.column_config.TextColumn("run id"),
 })
+
+failed = shown[shown["status"].isin(["failed", "interrupted"]) & shown["message"].notna()]
+for r in failed.itertuples():
+    st.warning(f"**{r.name}** ({r.status}): {r.message}")
+
+st.subheader("Open a run")
+names = labels(runs)
+current = st.session_state.get("run")
+st.write(f"Showing **{names.get(current, current)}** in the figure pages (choose another in the sidebar).")
+cols = st.columns(4)
+for i, (page, title) in enumerate([("pages/dynamics.py", "Training dynamics"), ("pages/gates.py", "Gates"),
+                                   ("pages/geometry.py", "Manifold geometry"), ("pages/spectrum.py", "ΔW spectrum"),
+                                   ("pages/gid.py", "GID"), ("pages/intrinsic.py", "Intrinsic dimension"),
+                                   ("pages/atlas.py", "Allocation atlas"), ("pages/launch.py", "Launch")]):
+    cols[i % 4].page_link(page, label=title)
+
+with st.expander("Rename or delete a run"):
+    target = st.selectbox("Run", list(runs["run_id"]), format_func=lambda r: names.get(r, r), key="manage-run")
+    new = st.text_input("New name", key="manage-name")
+    c1, c2 = st.columns(2)
+    if c1.button("Rename", disabled=not new.strip()):
+        try:
+            Writer(store_path()).rename_run(target, new)
+            load_runs.clear()
+            run_summary.clear()
+            st.success(f"Renamed to {new.strip()!r}.")
+        except GeodiagError as e:
+            st.error(str(e))
+    sure = c2.checkbox(f"Yes, delete {names.get(target, target)} and all its metrics", key="manage-sure")
+    if c2.button("Delete", type="primary", disabled=not sure):
+        try:
+            Writer(store_path()).delete_run(target)
+            load_runs.clear()
+            run_summary.clear()
+            st.success(f"Deleted {target}.")
+            st.rerun()
+        except GeodiagError as e:
+            st.error(str(e))
+

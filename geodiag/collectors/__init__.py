@@ -17,11 +17,13 @@ from geodiag.methods.manifold import ManifoldAdapted
 from geodiag.metrics import (
     effective_rank,
     factor_spectrum,
+    factor_svd,
     frobenius_norm,
     nuclear_norm,
     orthonormality_error,
     participation_ratio,
     powerlaw_exponent,
+    principal_angles,
     stable_rank,
 )
 from geodiag.models import backbone, layer_index, linear_modules, module_type
@@ -134,3 +136,92 @@ def _probe_rows(adapted, inputs: dict[int, torch.Tensor], step: int, wall: float
         rows.append(row(step, wall, "probe/alignment", float(value), module=name, layer=layer_index(name),
                         module_type=module_type(name)))
     return rows
+
+
+def gid_rows(weights: dict[str, torch.Tensor], step: int, wall: float) -> list[dict]:
+    """gid/erank of each weight's current gradient (003 Eq. 2); full fine-tuning's GID dynamics (Fig. 3c)."""
+    rows = []
+    for name, w in weights.items():
+        if w.grad is not None:
+            rows.append(row(step, wall, "gid/erank", effective_rank(w.grad.detach()), module=name,
+                            layer=layer_index(name), module_type=module_type(name)))
+    return rows
+
+
+def subspace_rows(adapted: Adapted, batch: dict[str, torch.Tensor], k: int, step: int, wall: float) -> list[dict]:
+    """Principal angles (degrees, idx = angle number) between three top-k subspaces per adapted module.
+
+    - subspace/angle_dw_grad: column space of Delta W (top-k left singular vectors, from the factors) vs the
+      top-k left singular subspace of G, the full fine-tuning gradient of the frozen W on the record batch.
+    - subspace/angle_dw_probe and subspace/angle_grad_probe (ManifoldLoRA): the probe basis Q lives in
+      the layer's input space, so it is compared with the top-k right singular (row) subspaces of Delta W
+      and of G, which live there too.
+    Rows are skipped where a subspace is undefined (Delta W = 0 at step 0).
+    """
+    views = adapted.adapters()
+    grads = _base_gradients(adapted, batch, [v.module for v in views])
+    probes = {}
+    if isinstance(adapted, ManifoldAdapted):
+        probes = {layer: p.basis().detach().to(torch.float64).cpu() for layer, p in enumerate(adapted.probes)}
+    rows = []
+    for v in views:
+        where = {"module": v.module, "layer": v.layer, "module_type": v.module_type}
+        G = grads[v.module]  # (d_out, d_in)
+        Ug, Vg = _top_singular_vectors(G, k)
+        blocks = v.A.shape[0] if v.A.ndim == 3 else 1
+        Ud, s, Vd = factor_svd(v.B, v.A, k, gates=v.gates, scaling=v.scaling, blocks=blocks)
+        top = float(s[0]) if s.numel() else 0.0
+        keep = (s > top * 1e-12).cpu() if top > 0 else torch.zeros(s.numel(), dtype=torch.bool)  # drop null directions
+        Ud, Vd = Ud.cpu()[:, keep], Vd.cpu()[:, keep]
+        Q = probes.get(v.layer)
+        pairs = {"subspace/angle_dw_grad": (Ud, Ug)}
+        if Q is not None:
+            pairs |= {"subspace/angle_dw_probe": (Vd, Q[:, :k]), "subspace/angle_grad_probe": (Vg, Q[:, :k])}
+        for name, (X, Y) in pairs.items():
+            if X.shape[1] and Y.shape[1]:
+                angles = principal_angles(X, Y)
+                rows += [row(step, wall, name, a, idx=i, **where) for i, a in enumerate(angles.tolist())]
+    return rows
+
+
+def _top_singular_vectors(G: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k left (d_out, k) and right (d_in, k) singular vectors of G, float64."""
+    U, _, Vh = torch.linalg.svd(G.to(torch.float64), full_matrices=False)
+    return U[:, :k], Vh[:k].T
+
+
+def _base_gradients(adapted: Adapted, batch: dict[str, torch.Tensor], names: list[str]) -> dict[str, torch.Tensor]:
+    """dL/dW of each named frozen base weight on the batch, leaving every .grad and requires_grad untouched."""
+    model = adapted.model
+    weights = {n: _base_weight(model, n) for n in names}
+    flags = {p: p.requires_grad for p in model.parameters()}
+    training = model.training
+    stats_flag = getattr(adapted, "training_stats", None)
+    try:
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for w in weights.values():
+            w.requires_grad_(True)
+        model.eval()
+        if stats_flag is not None:
+            adapted.training_stats = False
+        adapted.attention_mask = batch["attention_mask"]
+        with torch.enable_grad():
+            loss = model(**batch).loss
+            grads = torch.autograd.grad(loss, list(weights.values()))
+    finally:
+        for p, flag in flags.items():
+            p.requires_grad_(flag)
+        model.train(training)
+        if stats_flag is not None:
+            adapted.training_stats = stats_flag
+    return {n: g.detach().cpu() for n, g in zip(weights, grads, strict=True)}
+
+
+def _base_weight(model: torch.nn.Module, name: str) -> torch.nn.Parameter:
+    """The frozen weight of the base module `name` (peft wraps it in `.base_layer`; hooks leave it as is)."""
+    for qual, m in model.named_modules():
+        if qual == name or qual.endswith("." + name):
+            base = getattr(m, "base_layer", m)
+            return base.weight
+    raise KeyError(name)

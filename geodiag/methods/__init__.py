@@ -11,6 +11,7 @@ from torch import nn
 from geodiag.errors import GeodiagError
 from geodiag.methods.allocated import AllocatedLoraConfig, GeLoraConfig, build_gelora, build_lora_gid
 from geodiag.methods.base import Adapted, AdapterView, BuildContext, MethodConfig
+from geodiag.methods.full import FullConfig, build_full
 from geodiag.methods.manifold import ManifoldConfig, build_manifold
 from geodiag.methods.peft_methods import AdaLoraMethodConfig, LoraMethodConfig, build_adalora, build_lora
 from geodiag.methods.ralora import RaLoraConfig
@@ -39,6 +40,8 @@ register(MethodSpec("manifold", ManifoldConfig, build_manifold,
 register(MethodSpec("ralora", RaLoraConfig, build_ralora, "RaLoRA: block-diagonal LoRA with GID-sized blocks (003)"))
 register(MethodSpec("ralora-pro", RaLoraProConfig, build_ralora,
                     "RaLoRA-Pro: importance-based ranks, then GID-sized blocks (003)"))
+register(MethodSpec("full", FullConfig, build_full,
+                    "full fine-tuning of the target weights (the reference for GID dynamics, 003 Fig. 3c)"))
 register(MethodSpec("lora-gid", AllocatedLoraConfig, build_lora_gid, "LoRA with rank = round(GID) per module (003)"))
 register(MethodSpec("gelora", GeLoraConfig, build_gelora,
                     "GeLoRA: ranks from the intrinsic-dimension profile, as reported (001)"))

@@ -4,13 +4,14 @@ Nothing here knows about models, stores or plots; collectors call these, and tes
 known answers and dense references.
 """
 
-from geodiag.metrics.geometry import orthonormality_error, participation_ratio
+from geodiag.metrics.geometry import orthonormality_error, participation_ratio, principal_angles
 from geodiag.metrics.gradient import empirical_fisher, fisher_term, importance
 from geodiag.metrics.intrinsic_dim import TwoNNResult, twonn
 from geodiag.metrics.spectrum import (
     PowerLawFit,
     effective_rank,
     factor_spectrum,
+    factor_svd,
     frobenius_norm,
     nuclear_norm,
     powerlaw_exponent,
@@ -25,6 +26,7 @@ __all__ = [
     "effective_rank",
     "empirical_fisher",
     "factor_spectrum",
+    "factor_svd",
     "fisher_term",
     "frobenius_norm",
     "importance",
@@ -32,6 +34,7 @@ __all__ = [
     "orthonormality_error",
     "participation_ratio",
     "powerlaw_exponent",
+    "principal_angles",
     "singular_values",
     "stable_rank",
     "threshold_rank",

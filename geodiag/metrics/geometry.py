@@ -39,3 +39,27 @@ def orthonormality_error(Q: ArrayLike) -> float:
     Qt = as_tensor(Q, "Q", ndim=(2,)).to(torch.float64)
     eye = torch.eye(Qt.shape[1], dtype=torch.float64, device=Qt.device)
     return float(torch.linalg.matrix_norm(Qt.T @ Qt - eye))
+
+
+def principal_angles(U: ArrayLike, V: ArrayLike) -> torch.Tensor:
+    """Principal angles in degrees, ascending, between span(U) and span(V) (Björck & Golub 1973).
+
+    U (n, k1) and V (n, k2) need not be orthonormal: both are orthonormalised by QR first. The cosines
+    are the singular values of Q_U^T Q_V; there are min(k1, k2) angles. 0 means a shared direction,
+    90 an orthogonal one; two random k-dimensional subspaces of R^n sit near 90 when k << n. Small angles
+    come from the sines, singular values of (I - Q_U Q_U^T) Q_V, since arccos loses them near cos = 1
+    (Knyazev & Argentati 2002).
+    """
+    Ut = as_tensor(U, "U", ndim=(2,)).to(torch.float64)
+    Vt = as_tensor(V, "V", ndim=(2,)).to(torch.float64)
+    if Ut.shape[0] != Vt.shape[0]:
+        raise ValueError(f"U has {Ut.shape[0]} rows and V has {Vt.shape[0]}: the subspaces must live in one space.")
+    Qu = torch.linalg.qr(Ut).Q  # (n, k1)
+    Qv = torch.linalg.qr(Vt.to(Ut.device)).Q  # (n, k2)
+    if Qu.shape[1] < Qv.shape[1]:
+        Qu, Qv = Qv, Qu  # k1 >= k2 below, so both decompositions give k2 values
+    M = Qu.T @ Qv  # (k1, k2)
+    cos = torch.linalg.svdvals(M).clamp(0.0, 1.0)  # descending
+    sin = torch.sort(torch.linalg.svdvals(Qv - Qu @ M).clamp(0.0, 1.0)).values  # ascending: same order
+    angles = torch.where(sin * sin < 0.5, torch.arcsin(sin), torch.arccos(cos))
+    return torch.rad2deg(angles)

@@ -179,6 +179,43 @@ def factor_spectrum(
     return s.cpu().numpy()
 
 
+def factor_svd(
+    B: ArrayLike,
+    A: ArrayLike,
+    k: int,
+    *,
+    gates: ArrayLike | None = None,
+    scaling: float = 1.0,
+    blocks: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Top-k singular triplets (U (d_out, k), s (k,), V (d_in, k)) of ``scaling * B diag(gates) A``.
+
+    The same QR route as `factor_spectrum`: B diag(g) = Q_B R_B and A^T = Q_A R_A leave the r x r core
+    R_B R_A^T = U_c S V_c^T, so Delta W = (Q_B U_c) S (Q_A V_c)^T. For block-diagonal updates each block's
+    vectors are embedded at its offset and the k largest across blocks are kept. float64 throughout.
+    """
+    Bt = as_tensor(B, "B", ndim=(2, 3)).to(torch.float64)
+    At = as_tensor(A, "A", ndim=(2, 3)).to(torch.float64)
+    gt = None if gates is None else as_tensor(gates, "gates", ndim=(1, 2)).to(torch.float64)
+    Bb, Ab, gb = _as_blocks(Bt.to(At.device), At, gt, blocks)  # (n, o, r), (n, r, c), (n, r) | None
+    if gb is not None:
+        Bb = Bb * gb.to(Bb.device)[:, None, :]
+    Qb, Rb = torch.linalg.qr(Bb)  # (n, o, k1), (n, k1, r)
+    Qa, Ra = torch.linalg.qr(Ab.transpose(-1, -2))  # (n, c, k2), (n, k2, r)
+    Uc, S, Vch = torch.linalg.svd(Rb @ Ra.transpose(-1, -2))  # (n, k1, m), (n, m), (n, m, k2)
+    Ub, Vb = Qb @ Uc, Qa @ Vch.transpose(-1, -2)  # (n, o, m), (n, c, m)
+    n, o, m = Ub.shape
+    c = Vb.shape[1]
+    order = torch.argsort(S.reshape(-1), descending=True)[: max(0, int(k))]
+    U = torch.zeros(n * o, order.numel(), dtype=torch.float64, device=Ub.device)
+    V = torch.zeros(n * c, order.numel(), dtype=torch.float64, device=Vb.device)
+    for col, flat in enumerate(order.tolist()):
+        blk, j = divmod(flat, m)
+        U[blk * o:(blk + 1) * o, col] = Ub[blk, :, j]
+        V[blk * c:(blk + 1) * c, col] = Vb[blk, :, j]
+    return U, S.reshape(-1)[order] * abs(float(scaling)), V
+
+
 def _as_blocks(B: torch.Tensor, A: torch.Tensor, g: torch.Tensor | None, blocks: int):
     if not isinstance(blocks, int) or blocks < 1:
         raise ValueError(f"blocks must be a positive integer, got {blocks!r}.")

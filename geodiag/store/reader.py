@@ -61,6 +61,31 @@ class Reader:
         return self._select(run_id, "name = ?", [name], METRIC_FIELDS,
                             "ORDER BY step, module NULLS FIRST, idx NULLS FIRST")
 
+    def metrics(self, run_ids: list[str], names: list[str] | tuple[str, ...] = (), *,
+                scalars: bool = False) -> pd.DataFrame:
+        """Several metrics of several runs in one tidy frame: run_id, name, then the metric() columns.
+        `scalars=True` adds every run-level scalar (no module, no index), whatever its name."""
+        known = set(self.runs()["run_id"])
+        for rid in run_ids:
+            if rid not in known:
+                self.run(rid)  # the StoreError sentence
+        clauses, params = [], []
+        if names:
+            clauses.append(f"name IN ({', '.join('?' * len(names))})")
+            params += list(names)
+        if scalars:
+            clauses.append("(module IS NULL AND idx IS NULL)")
+        where = f"({' OR '.join(clauses)})" if clauses else "FALSE"
+        frames = []
+        for rid in run_ids:
+            df = self._select(rid, where, params, "name, " + METRIC_FIELDS,
+                              "ORDER BY name, step, module NULLS FIRST, idx NULLS FIRST")
+            frames.append(df.assign(run_id=rid))
+        cols = ["run_id", "name", *[c.strip() for c in METRIC_FIELDS.split(",")]]
+        if not frames:
+            return pd.DataFrame(columns=cols)
+        return pd.concat(frames, ignore_index=True)[cols]
+
     def metric_names(self, run_id: str) -> list[str]:
         df = self._select(run_id, "TRUE", [], "DISTINCT name", "ORDER BY name")
         return df["name"].tolist()

@@ -82,6 +82,35 @@ class Writer:
         self.update_run(run_id, status=status, ended_at=ended, message=message)
         ingest(self.path, timeout_s=LOCK_TIMEOUT_S if status in TERMINAL else 0.0)
 
+    def rename_run(self, run_id: str, name: str) -> None:
+        if not name.strip():
+            from geodiag.errors import StoreError
+
+            raise StoreError("A run name cannot be empty.")
+        self.update_run(run_id, name=name.strip())
+        ingest(self.path, timeout_s=LOCK_TIMEOUT_S)
+
+    def delete_run(self, run_id: str) -> None:
+        """Remove a run and its metrics from the table and the spool. A live run is refused: cancel it first."""
+        import shutil
+
+        from geodiag.errors import StoreError
+        from geodiag.store._db import connect
+        from geodiag.store.reader import Reader
+
+        run = Reader(self.path).run(run_id)  # unknown ids: one sentence
+        if run["status"] == "running":
+            raise StoreError(f"Run {run_id} is still running (pid {run['pid']}); cancel it first, then delete it.")
+        ingest(self.path, timeout_s=LOCK_TIMEOUT_S)  # fold its spool so that nothing reappears afterwards
+        shutil.rmtree(spool.run_dir(self.path, run_id), ignore_errors=True)
+        if self.path.exists():
+            with connect(self.path, read_only=False) as con:
+                con.execute("BEGIN TRANSACTION")
+                con.execute("DELETE FROM metrics WHERE run_id = ?", [run_id])
+                con.execute("DELETE FROM runs WHERE run_id = ?", [run_id])
+                con.execute("COMMIT")
+        self._runs.pop(run_id, None)
+
     def _record(self, run_id: str) -> dict:
         if run_id not in self._runs:
             from geodiag.store.reader import Reader

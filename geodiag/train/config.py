@@ -16,7 +16,8 @@ from geodiag.store import DEFAULT_STORE
 @dataclass
 class TrainConfig:
     model: str = option("smollm2", "`smollm2` (embedded), `tiny` (random, for tests), a HF id or a local dir")
-    method: str = option("manifold", "adaptation method: lora, adalora, manifold")
+    method: str = option("manifold", "adaptation method: lora, adalora, manifold, ralora, ralora-pro, lora-gid, "
+                                      "gelora or full")
     task: str = option(DEFAULT_TASK, "reasoning-gym task name")
     dataset: str | None = option(None, "local JSONL/CSV (prompt/response) or a `datasets` name; overrides task")
     steps: int = option(200, "optimiser steps")
@@ -29,6 +30,11 @@ class TrainConfig:
     warmup: float = option(0.05, "fraction of steps of linear warm-up before the cosine decay")
     seed: int = option(0, "seed for data order, initialisation and splits")
     record_every: int = option(10, "steps between diagnostic records")
+    record_gid_every: int = option(0, "with --method full: record gid/erank of every target's gradient every K "
+                                      "steps (003 Fig. 3c); 0 = off")
+    subspace_k: int = option(0, "record principal angles between the top-k subspaces of Delta W, the gradient "
+                                "of W on the record batch and the probe basis at every record (one extra "
+                                "backward per record); 0 = off")
     eval_every: int = option(0, "steps between accuracy evaluations (0: only before and after)")
     eval_size: int = option(64, "held-out items for accuracy (0 disables evaluation)")
     train_size: int = option(2000, "training items generated for a reasoning-gym task")
@@ -50,7 +56,7 @@ class TrainConfig:
         for name in ("steps", "batch_size", "grad_accum", "max_length", "record_every", "record_batch"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise GeodiagError(f"{name} must be a positive integer, got {getattr(self, name)!r}.")
-        for name in ("eval_every", "eval_size", "train_size"):
+        for name in ("eval_every", "eval_size", "train_size", "record_gid_every", "subspace_k"):
             if getattr(self, name) < 0:
                 raise GeodiagError(f"{name} must be zero or positive, got {getattr(self, name)!r}.")
         if not self.lr > 0:

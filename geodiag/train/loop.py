@@ -21,10 +21,10 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from geodiag import methods
-from geodiag.collectors import activation_rows, adapter_rows, row
+from geodiag.collectors import activation_rows, adapter_rows, gid_rows, row, subspace_rows
 from geodiag.data import batch_stream, collate, encode, evaluate, load_data
 from geodiag.errors import GeodiagError
-from geodiag.models import load_model
+from geodiag.models import hidden_size, load_model
 from geodiag.store import Writer
 from geodiag.train.config import TrainConfig
 
@@ -77,6 +77,10 @@ def train(cfg: TrainConfig, *, progress: bool = True, should_stop: Callable[[], 
     context = methods.BuildContext(store=cfg.store, progress=progress and rank == 0, batches=lambda: (
         _to(b, device) for b in batch_stream(encoded, cfg.batch_size, tok.pad_token_id, seed=cfg.seed + 1)))
     adapted = methods.build(cfg.method, model, options, total_steps=cfg.steps, context=context)
+    gid_weights = getattr(adapted, "gradient_weights", dict)()
+    if cfg.record_gid_every and not gid_weights:
+        raise GeodiagError(f"--record-gid-every needs --method full: {cfg.method} freezes the base weights, so "
+                           "they have no gradient during training. For a one-off GID use `geodiag analyze gid`.")
     stream = batch_stream(encoded, cfg.batch_size, tok.pad_token_id, seed=cfg.seed, rank=rank, world=world)
     record_batch = _to(collate([encode(tok, ex, cfg.max_length) for ex in data.eval[: cfg.record_batch]],
                                tok.pad_token_id), device)
@@ -92,7 +96,8 @@ def train(cfg: TrainConfig, *, progress: bool = True, should_stop: Callable[[], 
         run_id = writer.create_run(
             name=cfg.name(), kind="train", method=cfg.method, model=cfg.model,
             task=data.name, config={**cfg.to_dict(), "method_options": adapted.config.to_dict(),
-                                    "world_size": world, "model_source": lm.source},
+                                    "world_size": world, "model_source": lm.source,
+                                    "hidden_size": hidden_size(model)},
             trainable_params=adapted.trainable_parameters(), total_params=adapted.total_parameters())
         if progress:
             tqdm.write(f"run {run_id}  ({cfg.method} on {cfg.model}, {adapted.trainable_parameters():,} trainable "
@@ -103,6 +108,8 @@ def train(cfg: TrainConfig, *, progress: bool = True, should_stop: Callable[[], 
     def record(step: int) -> None:
         rec.add(adapter_rows(adapted, step, rec.wall()))
         rec.add(activation_rows(adapted, record_batch, step, rec.wall()))
+        if cfg.subspace_k:
+            rec.add(subspace_rows(adapted, record_batch, cfg.subspace_k, step, rec.wall()))
 
     def run_eval(step: int) -> None:
         if cfg.eval_size and rank == 0:
@@ -120,6 +127,8 @@ def train(cfg: TrainConfig, *, progress: bool = True, should_stop: Callable[[], 
             for step in bar:
                 logs = _train_step(cfg, adapted, stream, trainable, optimizer, device, step, world)
                 adapted.after_step(step)
+                if rank == 0 and cfg.record_gid_every and (step == 1 or step % cfg.record_gid_every == 0):
+                    rec.add(gid_rows(gid_weights, step, rec.wall()))  # before zero_grad: the step's gradient
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 for name, value in logs.items():

@@ -1,0 +1,79 @@
+"""GID sweep (post-accumulate hooks, one float32 accumulator per target weight) vs the plain way of
+holding every parameter's gradient at once (requires_grad everywhere, .grad accumulated over the batches).
+
+Each mode runs in its own fresh process so that its peak RSS is its own; the two alternate round by round.
+`python -m bench.gid --mode sweep|all` runs one mode and prints its JSON (used by `python -m bench`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def measure(mode: str, model_name: str, batches: int) -> dict:
+    import torch
+
+    from geodiag.analysis.sweeps import gradient_sweep
+    from geodiag.data import batch_stream, encode, load_task
+    from geodiag.metrics import effective_rank
+    from geodiag.models import linear_modules, load_model, resolve_targets
+
+    lm = load_model(model_name)
+    data = load_task("basic_arithmetic", n_train=4 * batches, n_eval=1, seed=0)
+    stream = batch_stream([encode(lm.tokenizer, ex, 128) for ex in data.train], 4, lm.tokenizer.pad_token_id)
+    items = [next(stream) for _ in range(batches)]
+    targets = resolve_targets(lm.model, TARGETS)
+    base_mb = _rss_mb()
+    t0 = time.perf_counter()
+    if mode == "sweep":
+        gids = {s.module: s.erank for s in gradient_sweep(lm.model, items, targets, progress=False)}
+    else:
+        model = lm.model.eval()
+        for p in model.parameters():
+            p.requires_grad_(True)
+        for batch in items:
+            model(**batch).loss.backward()  # every parameter's .grad lives until the end
+        linears = linear_modules(model)
+        gids = {n: effective_rank(linears[n].weight.grad) for n in targets}
+    seconds = time.perf_counter() - t0
+    del torch
+    return {"mode": mode, "seconds": seconds, "peak_rss_mb": _rss_mb(), "after_load_rss_mb": base_mb,
+            "modules": len(gids), "mean_gid": statistics.fmean(gids.values())}
+
+
+def bench_gid(model_name: str = "smollm2", batches: int = 16, rounds: int = 1) -> dict:
+    runs: dict[str, list[dict]] = {"sweep": [], "all": []}
+    for _ in range(rounds):
+        for mode in runs:
+            out = subprocess.run([sys.executable, "-m", "bench.gid", "--mode", mode, "--model", model_name,
+                                  "--batches", str(batches)], capture_output=True, text=True, check=True)
+            runs[mode].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    sweep = min(runs["sweep"], key=lambda r: r["seconds"])
+    full = min(runs["all"], key=lambda r: r["seconds"])
+    return {"model": model_name, "batches": batches, "sweep": sweep, "all_gradients": full,
+            "time_ratio": full["seconds"] / sweep["seconds"],
+            "peak_rss_ratio": full["peak_rss_mb"] / sweep["peak_rss_mb"],
+            "extra_rss_ratio": (full["peak_rss_mb"] - full["after_load_rss_mb"])
+            / max(1.0, sweep["peak_rss_mb"] - sweep["after_load_rss_mb"]),
+            "same_gid": abs(full["mean_gid"] - sweep["mean_gid"]) < 1e-3 * sweep["mean_gid"]}
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mode", choices=("sweep", "all"), required=True)
+    ap.add_argument("--model", default="smollm2")
+    ap.add_argument("--batches", type=int, default=16)
+    a = ap.parse_args()
+    print(json.dumps(measure(a.mode, a.model, a.batches)))

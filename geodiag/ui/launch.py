@@ -1,0 +1,122 @@
+"""Start and cancel geodiag runs from the dashboard, safely.
+
+A run is always `python -m geodiag train|analyze ...` given as an argument list (never a shell string),
+started in its own session (process group) so that closing the browser or restarting Streamlit neither
+kills nor orphans it; the trainer records its PID in the store, which is how the page finds running runs
+again and how Cancel reaches them. Cancel sends SIGTERM to that process group after checking that the PID
+still belongs to a geodiag process; the trainer then ends the run as `cancelled`, keeping its data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from geodiag.errors import GeodiagError
+
+SCHEMA_TIMEOUT_S = 120
+
+
+@dataclass(frozen=True)
+class Launched:
+    pid: int
+    args: list[str]
+    log: str
+    started: float
+
+
+def schema() -> dict:
+    """TrainConfig, AnalyzeConfig and every method's options with defaults and help, from `geodiag schema`
+    in a child process (the configs live next to torch, which the dashboard process never imports)."""
+    proc = subprocess.run([sys.executable, "-m", "geodiag", "schema"], capture_output=True, text=True,
+                          timeout=SCHEMA_TIMEOUT_S)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise GeodiagError(f"Could not read geodiag's options ({last}); check that geodiag is installed.")
+    return json.loads(proc.stdout)
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def command(kind: str, values: dict, *, analysis: str | None = None) -> list[str]:
+    """The argument list for `geodiag train` (kind "train") or `geodiag analyze gid|id` (kind "analyze").
+    Booleans become bare flags when true; None and empty values are left out."""
+    if kind not in ("train", "analyze"):
+        raise GeodiagError(f"Can only launch train or analyze, not {kind!r}.")
+    args = [sys.executable, "-m", "geodiag", kind]
+    if kind == "analyze":
+        if analysis not in ("gid", "id"):
+            raise GeodiagError("Choose the analysis to run: gid or id.")
+        args.append(analysis)
+    for name, value in values.items():
+        if value is None or value == "" or value is False:
+            continue
+        if value is True:
+            args.append(flag(name))
+        elif isinstance(value, list | tuple):
+            args += [flag(name), ",".join(str(v) for v in value)]
+        else:
+            args += [flag(name), str(value)]
+    return args + ["--no-progress"]
+
+
+def spawn(args: list[str], log_dir: str | Path) -> Launched:
+    """Start a geodiag command in its own process group; stdout and stderr go to a log file."""
+    if args[:3] != [sys.executable, "-m", "geodiag"] or args[3] not in ("train", "analyze"):
+        raise GeodiagError("Only the geodiag trainer and analyses can be launched from the dashboard.")
+    folder = Path(log_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / f"launch-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, close_fds=True)
+    _CHILDREN[proc.pid] = proc
+    return Launched(proc.pid, args, str(log), time.time())
+
+
+def finished(pid: int) -> int | None:
+    """The exit code of a process this server started (reaping it), or None while it runs."""
+    proc = _CHILDREN.get(pid)
+    return proc.poll() if proc is not None else None
+
+
+def cancel(pid: int | None) -> None:
+    """SIGTERM to the run's process group, after checking that the PID is still a geodiag process."""
+    if not pid:
+        raise GeodiagError("This run has no recorded process id, so it cannot be cancelled from here.")
+    pid = int(pid)
+    if not _is_geodiag(pid):
+        raise GeodiagError(f"Process {pid} is no longer a geodiag run (it ended); reload the page.")
+    try:
+        os.killpg(os.getpgid(pid), signal.SIGTERM)
+    except ProcessLookupError:
+        raise GeodiagError(f"Process {pid} has already ended; reload the page.") from None
+    except PermissionError:
+        raise GeodiagError(f"Not allowed to stop process {pid}: it belongs to another user.") from None
+
+
+def _is_geodiag(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"geodiag" in b" ".join(cmdline) and b"streamlit" not in b" ".join(cmdline)
+
+
+def tail(path: str, lines: int = 6) -> str:
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.replace("\r", "\n").strip().splitlines()[-lines:])
+
+
+_CHILDREN: dict[int, subprocess.Popen] = {}
