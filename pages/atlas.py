@@ -3,7 +3,9 @@
 import streamlit as st
 
 from geodiag.figures.rank import atlas_series
-from geodiag.ui import figure_section, runs_or_stop, selected
+from geodiag.ui import figure_section, runs_or_stop, selected, through_entry
+
+through_entry()
 
 st.title("Rank allocation atlas")
 runs = runs_or_stop()

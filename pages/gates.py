@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from geodiag.ui import figure_section, load_figure_data, runs_or_stop, selected, step_picker, store_path
+from geodiag.ui import figure_section, load_figure_data, runs_or_stop, selected, step_picker, store_path, through_entry
+
+through_entry()
 
 st.title("Gates and effective rank")
 runs = runs_or_stop()

@@ -2,7 +2,18 @@
 
 import streamlit as st
 
-from geodiag.ui import figure_section, load_figure_data, load_metrics, runs_or_stop, selected, step_picker, store_path
+from geodiag.ui import (
+    figure_section,
+    load_figure_data,
+    load_metrics,
+    runs_or_stop,
+    selected,
+    step_picker,
+    store_path,
+    through_entry,
+)
+
+through_entry()
 
 st.title("Manifold geometry")
 runs = runs_or_stop()

@@ -4,7 +4,9 @@ estimators, and the GID-Fisher correlation table."""
 import streamlit as st
 
 from geodiag.figures.rank import fisher_table
-from geodiag.ui import figure_section, load_figure_data, runs_or_stop, selected, step_picker, store_path
+from geodiag.ui import figure_section, load_figure_data, runs_or_stop, selected, step_picker, store_path, through_entry
+
+through_entry()
 
 st.title("Gradient intrinsic dimensionality")
 runs = runs_or_stop()

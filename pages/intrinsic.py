@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from geodiag.ui import figure_section, runs_or_stop, selected
+from geodiag.ui import figure_section, runs_or_stop, selected, through_entry
+
+through_entry()
 
 st.title("Intrinsic dimension")
 runs = runs_or_stop()

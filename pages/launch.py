@@ -11,7 +11,7 @@ import streamlit as st
 
 from geodiag.errors import GeodiagError
 from geodiag.ui import launch as launcher
-from geodiag.ui import load_metrics, load_runs, store_path
+from geodiag.ui import load_metrics, load_runs, store_path, through_entry
 
 MAIN_TRAIN = ["steps", "lr", "batch_size", "grad_accum", "max_length", "record_every", "eval_size", "seed"]
 ADVANCED_TRAIN = ["subspace_k", "record_gid_every", "train_size", "record_batch", "warmup", "clip", "weight_decay",
@@ -56,6 +56,8 @@ def start(args: list[str]) -> None:
     load_runs.clear()
     st.toast(f"Started process {job.pid}")
 
+
+through_entry()
 
 st.title("Launch")
 try:
@@ -155,7 +157,8 @@ def live() -> None:
 def _running_run(r) -> None:
     import json
 
-    cfg = json.loads(r.config) if isinstance(r.config, str) and r.config else {}
+    # a live run's record comes from its spool (config already a dict); a folded one from the table (JSON text)
+    cfg = r.config if isinstance(r.config, dict) else json.loads(r.config) if isinstance(r.config, str) else {}
     total = int(cfg.get("steps", 0) or 0)
     loss = load_metrics(store_path(), (r.run_id,), ("loss/lm",))
     done = int(loss["step"].max()) if not loss.empty else 0

@@ -6,7 +6,9 @@ import streamlit as st
 
 from geodiag.errors import GeodiagError
 from geodiag.store import Writer
-from geodiag.ui import labels, load_runs, run_summary, runs_or_stop, store_path
+from geodiag.ui import labels, load_runs, run_summary, runs_or_stop, store_path, through_entry
+
+through_entry()
 
 st.title("Runs")
 runs = runs_or_stop()

@@ -13,3 +13,33 @@ def rng() -> np.random.Generator:
 def random_rotation(rng: np.random.Generator, D: int) -> np.ndarray:
     q, r = np.linalg.qr(rng.standard_normal((D, D)))
     return q * np.sign(np.diag(r))
+
+
+@pytest.fixture(scope="session")
+def dashboard_store(tmp_path_factory) -> dict:
+    """A real store written by the engine on the tiny model: GID and ID analyses, a LoRA run, a full
+    fine-tuning run with GID dynamics and a ManifoldLoRA run with subspace angles (newest, so the
+    dashboard opens on it). Returns the store path and the run ids by method."""
+    import json
+
+    from geodiag.analysis.run import AnalyzeConfig, analyze_gid, analyze_id
+    from geodiag.train import TrainConfig, train
+
+    tmp = tmp_path_factory.mktemp("dashboard")
+    store = str(tmp / "s.duckdb")
+    data = tmp / "d.jsonl"
+    data.write_text("\n".join(json.dumps({"prompt": f"What is {a} plus {a}?", "response": str(2 * a)})
+                              for a in range(1, 9)))
+    ids = {"gid": analyze_gid(AnalyzeConfig(model="tiny", dataset=str(data), batches=2, rank=2, store=store),
+                              progress=False),
+           "id": analyze_id(AnalyzeConfig(model="tiny", dataset=str(data), tokens=120, store=store), progress=False)}
+    common = dict(model="tiny", dataset=str(data), steps=6, batch_size=4, grad_accum=1, record_every=3,
+                  eval_size=1, record_batch=3, warmup=0.0, max_new_tokens=2, store=store)
+    ids["full"] = train(TrainConfig(method="full", record_gid_every=2, **common), progress=False)
+    ids["lora"] = train(TrainConfig(method="lora", method_options={"r": 4}, **common), progress=False)
+    ids["ralora"] = train(TrainConfig(method="ralora", method_options={"r": 2, "from_analysis": ids["gid"]},
+                                      **common), progress=False)
+    ids["manifold"] = train(TrainConfig(method="manifold", subspace_k=2, lr=3e-2,
+                                        method_options={"r_div": 4, "probe_div": 8, "lr_factors": 3e-2}, **common),
+                            progress=False)
+    return {"store": store, "ids": ids}

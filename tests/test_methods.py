@@ -164,3 +164,20 @@ def test_pca_probe_mode_spans_the_top_principal_directions(tokenizer):
     # same subspace: the projector onto span(Q) equals the projector onto the top-8 eigenvectors
     torch.testing.assert_close(Q @ Q.T, top @ top.T, atol=1e-6, rtol=0)
     assert not math.isnan(float(adapted.aux_losses(0.5)["loss/alignment"][0]))
+
+
+def test_adalora_orthogonality_term_equals_peft_regulariser(tokenizer):
+    """geodiag reports AdaLoRA's regulariser as loss/orthogonality instead of hiding it in loss/lm; it must be
+    the very term peft adds when orth_reg_weight > 0."""
+    from geodiag.data import Example, collate, encode
+
+    adapted = build("adalora", fresh(tokenizer), {"init_r": 4, "target_r": 2, "orth_reg_weight": 0.5})
+    batch = collate([encode(tokenizer, Example("What is 2 plus 2?", "4"), 32)], tokenizer.pad_token_id)
+    value, weight = adapted.aux_losses(0.0)["loss/orthogonality"]
+    cfg = adapted.model.peft_config["default"]
+    plain = float(adapted.model(**batch).loss)
+    cfg.orth_reg_weight = 0.5
+    with_reg = float(adapted.model(**batch).loss)
+    cfg.orth_reg_weight = 0.0
+    assert weight == 0.5 and float(value) > 0
+    assert with_reg - plain == pytest.approx(weight * float(value), rel=1e-5)

@@ -9,15 +9,11 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from geodiag.analysis.allocation import gelora_ranks  # pure rules, no torch
 from geodiag.figures._common import QV_COLORS, at_step, empty_figure, grid, pick
 from geodiag.figures.style import PALETTE
 
 EPS_COLORS = {1: PALETTE[0], 3: PALETTE[1], 5: PALETTE[2]}
-
-
-def _gelora_ranks(ids: list[float], scale: float = 1.0) -> list[int]:
-    """r_i = max(d_{i+1} - d_i, 0) + 1 (SPEC §5), as reported for GeLoRA; see analysis.allocation."""
-    return [max(1, round(scale * (max(b - a, 0.0) + 1))) for a, b in zip(ids[:-1], ids[1:], strict=False)]
 
 
 def gid(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.0,
@@ -120,7 +116,7 @@ def intrinsic_dim(df: pd.DataFrame, *, step: int | None = None, smoothing: float
     pr = pick(one, "geometry/participation_ratio").sort_values("layer")
     fig.add_trace(go.Scatter(x=pr["layer"], y=pr["value"], mode="lines+markers", name="PR", marker_color=PALETTE[1]),
                   row=1, col=2)
-    ranks = _gelora_ranks(d["value"].tolist(), scale)
+    ranks = gelora_ranks(d["value"].tolist(), scale=scale)
     fig.add_trace(go.Bar(x=list(range(len(ranks))), y=ranks, name=f"r_i (scale {scale:g})", marker_color=PALETTE[2]),
                   row=1, col=3)
     fig.update_xaxes(title_text="hidden_states index (0 = embeddings)", row=1, col=1)

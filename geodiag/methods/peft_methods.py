@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from geodiag.errors import GeodiagError
@@ -71,6 +72,16 @@ class LoraAdapted(PeftAdapted):
 class AdaLoraAdapted(PeftAdapted):
     method = "adalora"
 
+    def aux_losses(self, progress: float) -> dict[str, tuple[torch.Tensor, float]]:
+        """peft's orthogonality regulariser on P (lora_B) and Q (lora_A): mean ||P^T P - I||_F, ||Q Q^T - I||_F."""
+        terms = []
+        for _, m in self._layers():
+            A, B = m.lora_A["default"], m.lora_B["default"]  # (r, d_in), (d_out, r)
+            for cov in (A @ A.T, B.T @ B):  # (r, r) each
+                terms.append(torch.linalg.matrix_norm(cov - torch.eye(cov.shape[0], dtype=cov.dtype,
+                                                                      device=cov.device)))
+        return {"loss/orthogonality": (torch.stack(terms).mean(), self.config.orth_reg_weight)} if terms else {}
+
     def after_step(self, step: int) -> None:
         self.model.base_model.update_and_allocate(step)  # needs this step's gradients: before zero_grad
 
@@ -118,5 +129,7 @@ def build_adalora(model: nn.Module, cfg: AdaLoraMethodConfig, total_steps: int, 
     tfinal = int(cfg.tfinal * total_steps)
     peft_cfg = AdaLoraConfig(init_r=cfg.init_r, target_r=cfg.target_r, lora_alpha=cfg.alpha,
                              tinit=tinit, tfinal=tfinal, deltaT=cfg.delta_t, total_step=max(total_steps, 1),
-                             orth_reg_weight=cfg.orth_reg_weight, target_modules=targets, task_type="CAUSAL_LM")
+                             orth_reg_weight=0.0, target_modules=targets, task_type="CAUSAL_LM")
+    # peft would add the regulariser into outputs.loss, hiding it inside loss/lm; geodiag adds the same term
+    # as its own auxiliary loss (loss/orthogonality), once per step since it depends on the parameters only
     return AdaLoraAdapted(get_peft_model(model, peft_cfg), cfg)

@@ -49,6 +49,17 @@ def run_summary(store: str) -> pd.DataFrame:
     return out
 
 
+def through_entry() -> None:
+    """Make sure app.py (sidebar, navigation) runs. Streamlit routes the very first session of a fresh server
+    through its legacy pages/ folder handling until some session has called st.navigation, which would run
+    a page on its own; switch that off and rerun, so that app.py routes to this same page."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def store_path() -> str:
     return st.session_state.get("store", "")
 
