@@ -13,12 +13,13 @@ PORT   ?= 8501
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 QUIET  := 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 
-.PHONY: app test bench lint install dev clean help
+.PHONY: app test bench lint install dev system-deps sample-runs clean help
 
 help:
 	@echo "make app    - set up .venv and open the dashboard on $(STORE) (sample runs on first start)"
 	@echo "make test   - set up .venv with dev tools, lint, run the test suite"
 	@echo "make bench  - run the benchmarks (ratios printed, JSON in bench/results/)"
+	@echo "make sample-runs - rebuild sample_runs/geodiag.duckdb on the embedded model (~40 min on 2 cores)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +35,20 @@ $(VENV)/.dev-installed: $(VENV)/.runtime-installed
 	$(PIP) install -e '.[dev]' $(QUIET)
 	@touch $@
 
-install: $(VENV)/.runtime-installed
-dev: $(VENV)/.dev-installed
+# Debian's Chromium: figure export (kaleido) and the browser test (Playwright) drive /usr/bin/chromium.
+# Installed with apt-get when missing and we may (root, or passwordless sudo); otherwise a loud warning:
+# exports then say how to install it and the browser test skips with that reason.
+system-deps:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else \
+	  echo "WARNING: Debian chromium is missing and apt-get needs root: run 'sudo apt-get install chromium" \
+	       "chromium-driver'. Figure export and the browser test need it." >&2; exit 0; fi; \
+	echo "Installing Debian chromium and chromium-driver with apt-get..."; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+	  chromium chromium-driver > /dev/null
+
+install: $(VENV)/.runtime-installed system-deps
+dev: $(VENV)/.dev-installed system-deps
 
 app: install
 	@mkdir -p $(dir $(STORE))
@@ -53,6 +66,10 @@ test: dev
 
 bench: dev
 	$(BIN)/python -m bench
+
+# The shipped sample store: real runs of the engine on SmolLM2-135M (see sample_runs/README.md).
+sample-runs: install
+	$(BIN)/python sample_runs/build.py --out sample_runs/geodiag.duckdb
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

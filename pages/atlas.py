@@ -3,13 +3,9 @@
 import streamlit as st
 
 from geodiag.figures.rank import atlas_series
-from geodiag.ui import figure_section, runs_or_stop, selected, through_entry
+from geodiag.ui import figure_section, page
 
-through_entry()
-
-st.title("Rank allocation atlas")
-runs = runs_or_stop()
-ids = selected(runs)
+runs, ids = page("Rank allocation atlas")
 model = runs.loc[runs["run_id"] == ids[0], "model"].iloc[0]
 st.caption(f"Every allocation recorded for **{model}**: RaLoRA and RaLoRA-Pro (blocks × rank), LoRA+GID, GeLoRA "
            "(as reported), ManifoldLoRA's learned effective rank and AdaLoRA's final ranks, with the measured GID "

@@ -2,13 +2,9 @@
 
 import streamlit as st
 
-from geodiag.ui import figure_section, runs_or_stop, selected, through_entry
+from geodiag.ui import figure_section, page
 
-through_entry()
-
-st.title("Training dynamics")
-runs = runs_or_stop()
-ids = selected(runs)
+runs, ids = page("Training dynamics")
 st.caption("Smoothing and the runs to overlay are in the sidebar; the raw curve stays faint behind the EMA.")
 st.subheader("Loss decomposition (ManifoldLoRA Fig. 2)")
 figure_section("dynamics", ids[:1], runs, height=620)

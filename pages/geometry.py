@@ -2,27 +2,12 @@
 
 import streamlit as st
 
-from geodiag.ui import (
-    figure_section,
-    load_figure_data,
-    load_metrics,
-    runs_or_stop,
-    selected,
-    step_picker,
-    store_path,
-    through_entry,
-)
+from geodiag.ui import figure_section, load_metrics, page, stepped_figure, store_path
 
-through_entry()
-
-st.title("Manifold geometry")
-runs = runs_or_stop()
-ids = selected(runs)
-data = load_figure_data(store_path(), "manifold", tuple(ids[:1]))
-step = step_picker(data, "geometry/participation_ratio", "geometry-step") if not data.empty else None
+runs, ids = page("Manifold geometry")
 st.caption("PR = (Σλ)² / Σλ² of the block outputs on the fixed record batch; n tokens is shown on hover. "
            "With n < h the PR is bounded by n − 1.")
-figure_section("manifold", ids[:1], runs, step=step, data=data, height=640)
+step = stepped_figure("manifold", "geometry/participation_ratio", ids[:1], runs, height=640)
 
 coverage = load_metrics(store_path(), tuple(ids[:1]), ("probe/activation_coverage",))
 if not coverage.empty:

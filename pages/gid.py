@@ -4,19 +4,13 @@ estimators, and the GID-Fisher correlation table."""
 import streamlit as st
 
 from geodiag.figures.rank import fisher_table
-from geodiag.ui import figure_section, load_figure_data, runs_or_stop, selected, step_picker, store_path, through_entry
+from geodiag.ui import figure_section, load_figure_data, page, stepped_figure, store_path
 
-through_entry()
-
-st.title("Gradient intrinsic dimensionality")
-runs = runs_or_stop()
-ids = selected(runs)
+runs, ids = page("Gradient intrinsic dimensionality")
 rank = st.number_input("LoRA reference rank", 1, 256, 8, key="gid-rank")
-data = load_figure_data(store_path(), "gid", tuple(ids[:1]))
-step = step_picker(data, "gid/erank", "gid-step") if not data.empty else None
 st.caption("GID = entropy effective rank of the accumulated full fine-tuning gradient of each weight (003 Eq. 2). "
            "It depends on the number of batches, batch size and sequence length recorded with the run.")
-figure_section("gid", ids[:1], runs, step=step, data=data, lora_rank=int(rank), height=640)
+stepped_figure("gid", "gid/erank", ids[:1], runs, lora_rank=int(rank), height=640)
 
 st.subheader("GID vs Fisher information (003 Table 8)")
 table = fisher_table(load_figure_data(store_path(), "fisher", tuple(ids[:1])))

@@ -2,13 +2,9 @@
 
 import streamlit as st
 
-from geodiag.ui import figure_section, runs_or_stop, selected, through_entry
+from geodiag.ui import figure_section, page
 
-through_entry()
-
-st.title("Intrinsic dimension")
-runs = runs_or_stop()
-ids = selected(runs)
+runs, ids = page("Intrinsic dimension")
 scale = st.slider("GeLoRA budget scale", 0.25, 8.0, 1.0, 0.25, key="id-scale",
                   help="Multiplies r_i = max(d_{i+1} − d_i, 0) + 1 to match another method's parameter budget.")
 st.caption("TwoNN on non-padding token states entering and leaving each block (hidden_states[0..L]); error bars "

@@ -49,7 +49,7 @@ with st.expander("Rename or delete a run"):
     target = st.selectbox("Run", list(runs["run_id"]), format_func=lambda r: names.get(r, r), key="manage-run")
     new = st.text_input("New name", key="manage-name")
     c1, c2 = st.columns(2)
-    if c1.button("Rename", disabled=not new.strip()):
+    if c1.button("Rename", disabled=not new.strip(), key="manage-rename"):
         try:
             Writer(store_path()).rename_run(target, new)
             load_runs.clear()
@@ -58,7 +58,7 @@ with st.expander("Rename or delete a run"):
         except GeodiagError as e:
             st.error(str(e))
     sure = c2.checkbox(f"Yes, delete {names.get(target, target)} and all its metrics", key="manage-sure")
-    if c2.button("Delete", type="primary", disabled=not sure):
+    if c2.button("Delete", type="primary", disabled=not sure, key="manage-delete"):
         try:
             Writer(store_path()).delete_run(target)
             load_runs.clear()

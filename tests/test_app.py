@@ -121,7 +121,7 @@ def test_rename_and_delete_from_the_runs_page(dashboard_store, tmp_path):
     at = run_app(store)
     at.selectbox(key="manage-run").set_value(rid).run()
     at.text_input(key="manage-name").input("renamed lora").run()
-    at.button[0].click().run()
+    next(b for b in at.button if b.label == "Rename").click().run()
     assert not at.exception and any("Renamed" in s.value for s in at.success)
     from geodiag.store import Reader
 

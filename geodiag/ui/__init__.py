@@ -55,9 +55,19 @@ def through_entry() -> None:
     a page on its own; switch that off and rerun, so that app.py routes to this same page."""
     from streamlit.runtime.pages_manager import PagesManager
 
-    if PagesManager.uses_pages_directory:
+    # app.py seeds "store" before routing; its absence means this page was run on its own
+    if PagesManager.uses_pages_directory and "store" not in st.session_state:
         PagesManager.uses_pages_directory = False
         st.rerun()
+
+
+def page(title: str) -> tuple[pd.DataFrame, list[str]]:
+    """The common top of a figure page: route through app.py, title, the store's runs (or a sentence and
+    stop), and the selected run ids (the sidebar's run first, then the runs to compare)."""
+    through_entry()
+    st.title(title)
+    runs = runs_or_stop()
+    return runs, selected(runs)
 
 
 def store_path() -> str:
@@ -106,6 +116,19 @@ def step_picker(data: pd.DataFrame, metric: str, key: str, label: str = "Step") 
     if len(steps) < 2:
         return steps[0] if steps else None
     return st.select_slider(label, options=steps, value=steps[-1], key=key)
+
+
+def stepped_figure(name: str, metric: str, run_ids: list[str], runs: pd.DataFrame, **kw) -> int | None:
+    """A figure drawn at one step, with a slider over the steps at which the first run recorded `metric`."""
+    try:
+        data = load_figure_data(store_path(), name, tuple(run_ids))
+    except GeodiagError as e:
+        st.error(str(e))
+        return None
+    first = data[data["run_id"] == run_ids[0]]
+    step = step_picker(first, metric, f"{name}-step") if not first.empty else None
+    figure_section(name, run_ids, runs, step=step, data=data, **kw)
+    return step
 
 
 def figure_section(name: str, run_ids: list[str], runs: pd.DataFrame, *, step: int | None = None,

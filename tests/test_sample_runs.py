@@ -1,0 +1,41 @@
+"""The shipped sample store opens, holds the runs the dashboard needs on first start, and every figure has
+data in it (so `make app` is useful within seconds)."""
+
+from pathlib import Path
+
+import pytest
+
+from geodiag import figures
+from geodiag.store import Reader
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_runs" / "geodiag.duckdb"
+
+
+@pytest.fixture(scope="module")
+def reader():
+    assert SAMPLE.exists(), "sample_runs/geodiag.duckdb is missing: rebuild it with `make sample-runs`"
+    return Reader(SAMPLE)
+
+
+def test_sample_store_is_small_and_finished(reader):
+    assert SAMPLE.stat().st_size < 50e6
+    assert not Path(str(SAMPLE) + ".spool").exists()  # everything folded into the file
+    runs = reader.runs()
+    assert set(runs["status"]) == {"finished"}
+    assert set(runs["model"]) == {"smollm2"} and runs[runs["kind"] == "train"]["task"].nunique() == 1
+    methods = set(runs["method"])
+    assert {"lora", "manifold", "ralora", "gid", "id"} <= methods and methods & {"ralora-pro", "gelora"}
+    assert runs.iloc[0]["method"] == "manifold"  # newest first: the dashboard opens on it
+
+
+def test_every_figure_has_data_in_the_sample_store(reader):
+    runs = reader.runs()
+    for name in figures.FIGURES:
+        drawn = False
+        for rid in runs["run_id"]:
+            data = figures.figure_data(reader, name, [rid])
+            options = figures.figure_options(name, reader.run(rid))
+            if not data.empty and figures.build_figure(name, data, **options).data:
+                drawn = True
+                break
+        assert drawn, f"no run in the sample store draws the {name} figure"
