@@ -6,6 +6,7 @@ import argparse
 import json
 import signal
 import sys
+import warnings
 from collections.abc import Sequence
 
 import geodiag
@@ -124,6 +125,8 @@ def _import_peft(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # peft calls a transformers property deprecated in v5; the warning says nothing a geodiag user can act on
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "handler"):

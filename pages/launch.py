@@ -132,6 +132,7 @@ def live() -> None:
     """Running runs from the store (whoever started them), plus this session's launches that have not
     created a run yet or failed before they could."""
     st.subheader("Running")
+    launcher.reap()
     try:
         load_runs.clear()
         runs = load_runs(store_path())

@@ -39,9 +39,21 @@ def ema(values: np.ndarray, weight: float) -> np.ndarray:
     return out
 
 
-def grid(rows: int, cols: int, titles: list[str], **kw) -> go.Figure:
-    return make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.12,
+def grid(rows: int, cols: int, titles: list[str], *, hspace: float = 0.12, **kw) -> go.Figure:
+    return make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=hspace,
                          vertical_spacing=0.18 if rows > 1 else 0.1, **kw)
+
+
+def note(fig: go.Figure, row: int, col: int, text: str, *, where: str = "center", color: str = "gray") -> None:
+    """Text inside one panel, placed in paper coordinates from the panel's domain (an axis-domain reference
+    fails in plotly.js when the panel holds no trace)."""
+    sub = fig.get_subplot(row, col)
+    (x0, x1), (y0, y1) = sub.xaxis.domain, sub.yaxis.domain
+    x, anchor = ((x0 + x1) / 2, "center") if where == "center" else (x0 + 0.01, "left")
+    y = (y0 + y1) / 2 if where == "center" else y1 - 0.01
+    fig.add_annotation(text=text, xref="paper", yref="paper", x=x, y=y, xanchor=anchor,
+                       yanchor="middle" if where == "center" else "top", showarrow=False,
+                       font={"size": 9, "color": color})
 
 
 def run_label(df: pd.DataFrame, labels: dict[str, str] | None) -> dict[str, str]:

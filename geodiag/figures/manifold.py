@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from geodiag.figures._common import QV_COLORS, at_step, curve, empty_figure, grid, pick, run_label
+from geodiag.figures._common import QV_COLORS, at_step, curve, empty_figure, grid, note, pick, run_label
 from geodiag.figures.style import PALETTE
 
 DEAD_GATE = 0.05  # 002 §3
@@ -159,12 +159,11 @@ def geometry(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.
                              hovertemplate="layer %{x}<br>PR %{y:.2f}<br>n = %{customdata}<extra></extra>"),
                   row=1, col=2)
     low = hidden_size is not None and ns and min(ns) < hidden_size
-    note = f"n = {min(ns)}–{max(ns)} tokens" if ns else ""
+    text = f"n = {min(ns)}–{max(ns)} tokens" if ns else ""
     if low:
-        note += f" < h = {hidden_size}: PR ≤ n − 1"
-    if note:
-        fig.add_annotation(text=note, xref="x2 domain", yref="y2 domain", x=0.02, y=0.98, showarrow=False,
-                           font={"size": 9, "color": "firebrick" if low else "gray"}, xanchor="left")
+        text += f" < h = {hidden_size}: PR ≤ n − 1"
+    if text:
+        note(fig, 1, 2, text, where="top-left", color="firebrick" if low else "gray")
     orth = at_step(pick(one, "probe/orthonormality"), shown)
     fig.add_trace(go.Scatter(x=orth["layer"], y=orth["value"], mode="lines+markers", showlegend=False,
                              name="‖QᵀQ − I‖", marker_color=PALETTE[2]), row=2, col=1)
@@ -190,7 +189,7 @@ def spectrum(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.
         return empty_figure("no non-zero Delta W spectrum at this step (B = 0 before training)")
     shown = int(sv["step"].iloc[0])
     fig = grid(2, 2, [f"(a) log10 σ of ΔW, step {shown}", "(b) stable rank per layer",
-                      "(c) nuclear vs Frobenius norm", "(d) power-law exponent α"])
+                      "(c) nuclear vs Frobenius norm", "(d) power-law exponent α"], hspace=0.2)
     sv = sv[sv["idx"] < max_index]
     order = sv[["module", "layer", "module_type"]].drop_duplicates().sort_values(["module_type", "layer"])
     mat = sv.pivot_table(index="module", columns="idx", values="value").reindex(order["module"])
@@ -198,8 +197,8 @@ def spectrum(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.
                 for m, layer, t in order.itertuples(index=False)]
     z = np.log10(mat.to_numpy(dtype=float).clip(min=1e-12))
     fig.add_trace(go.Heatmap(z=z, x=list(mat.columns), y=labels_y, colorscale="Viridis", showscale=True,
-                             colorbar={"title": "log10 σ", "len": 0.42, "y": 0.79, "x": 0.45,
-                                                                        "thickness": 10}, name="log10 σ"),
+                             colorbar={"title": "log10 σ", "len": 0.42, "y": 0.79, "x": 0.41,
+                                                                        "thickness": 8}, name="log10 σ"),
                   row=1, col=1)
     _per_layer(fig, at_step(pick(one, "spectrum/stable_rank"), shown), row=1, col=2)
     nuc = at_step(pick(one, "spectrum/nuclear"), shown).set_index("module")

@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from geodiag.analysis.allocation import gelora_ranks  # pure rules, no torch
-from geodiag.figures._common import QV_COLORS, at_step, empty_figure, grid, pick
+from geodiag.figures._common import QV_COLORS, at_step, empty_figure, grid, note, pick
 from geodiag.figures.style import PALETTE
 
 EPS_COLORS = {1: PALETTE[0], 3: PALETTE[1], 5: PALETTE[2]}
@@ -28,11 +28,11 @@ def gid(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.0,
     now = at_step(g, step)
     shown = int(now["step"].iloc[0])
     fig = grid(2, 2, [f"(a) GID, step {shown}", f"(b) GID vs LoRA rank {lora_rank}",
-                      "(c) GID over steps", "(d) entropy GID vs threshold rank"])
+                      "(c) GID over steps", "(d) entropy GID vs threshold rank"], hspace=0.2)
     heat = now.pivot_table(index="module_type", columns="layer", values="value")
     fig.add_trace(go.Heatmap(z=heat.to_numpy(dtype=float), x=list(heat.columns), y=list(heat.index),
                              colorscale="Magma", name="GID",
-                             colorbar={"title": "GID", "len": 0.42, "y": 0.79, "x": 0.45, "thickness": 10}),
+                             colorbar={"title": "GID", "len": 0.42, "y": 0.79, "x": 0.41, "thickness": 8}),
                   row=1, col=1)
     for mtype, part in now.groupby("module_type", sort=True):
         part = part.sort_values("layer")
@@ -49,9 +49,7 @@ def gid(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.0,
                                      legendgroup=mtype, showlegend=False,
                                      line={"color": QV_COLORS.get(mtype, PALETTE[4])}), row=2, col=1)
     else:
-        fig.add_annotation(text="one measurement; for dynamics:<br>geodiag train --method full "
-                                "--record-gid-every K", xref="x3 domain", yref="y3 domain", x=0.5, y=0.5,
-                           showarrow=False, font={"size": 9, "color": "gray"})
+        note(fig, 2, 1, "one measurement; for dynamics:<br>geodiag train --method full --record-gid-every K")
     thr = at_step(pick(df, "gid/threshold"), shown)
     thr = thr[thr["run_id"] == g["run_id"].iloc[0]]
     ref = now.set_index("module")["value"]
@@ -60,9 +58,11 @@ def gid(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.0,
                                  name=f"ε = 1e-{int(eps)}", marker={"size": 4, "color": EPS_COLORS.get(int(eps))}),
                       row=2, col=2)
     if not thr.empty:
-        hi = float(max(ref.max(), thr["value"].max()))
-        fig.add_trace(go.Scatter(x=[0, hi], y=[0, hi], mode="lines", line={"dash": "dot", "color": "gray"},
+        lo, hi = float(ref.min()), float(max(ref.max(), thr["value"].max()))
+        fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line={"dash": "dot", "color": "gray"},
                                  showlegend=False, hoverinfo="skip"), row=2, col=2)
+    fig.update_xaxes(type="log", row=2, col=2)  # threshold ranks span 1 to min(d_out, d_in)
+    fig.update_yaxes(type="log", row=2, col=2)
     for (r, c), (xt, yt) in {(1, 1): ("layer", "module"), (1, 2): ("layer", "GID = erank(G)"),
                              (2, 1): ("step", "mean GID"), (2, 2): ("entropy GID", "#σ > ε")}.items():
         fig.update_xaxes(title_text=xt, row=r, col=c)
@@ -171,6 +171,7 @@ def atlas(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.0,
     fig = grid(1, len(types) + 1, [f"{t}: rank per layer" for t in types] + ["trainable parameters"])
     methods = sorted(s["method"].unique())
     colors = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(methods)}
+    legend_done: set[str] = set()  # one legend entry per method, in the first panel that has it
     for c, t in enumerate(types, start=1):
         for m in methods:
             part = s[(s["module_type"] == t) & (s["method"] == m)].groupby("layer", as_index=False)["rank"].mean()
@@ -178,8 +179,9 @@ def atlas(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.0,
                 continue
             dash = "dot" if m.startswith("GID") else None
             fig.add_trace(go.Scatter(x=part["layer"], y=part["rank"], mode="lines+markers", name=m, legendgroup=m,
-                                     showlegend=c == 1, marker={"size": 3, "color": colors[m]},
+                                     showlegend=m not in legend_done, marker={"size": 3, "color": colors[m]},
                                      line={"color": colors[m], "dash": dash, "width": 1.3}), row=1, col=c)
+            legend_done.add(m)
         fig.update_xaxes(title_text="layer", row=1, col=c)
     fig.update_yaxes(title_text="rank of ΔW (blocks × rank)", row=1, col=1)
     params = s.dropna(subset=["params"]).groupby("method")["params"].sum()

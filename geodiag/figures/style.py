@@ -40,9 +40,9 @@ def paper_style(fig: go.Figure, style: PaperStyle | None = None, rows: int = 1) 
     out.update_layout(
         template="simple_white", width=width, height=round(width * s.aspect * max(1, rows) ** 0.85),
         font={"family": family, "size": s.font_size, "color": "black"},
-        margin={"l": 44, "r": 12, "t": 28, "b": 64}, colorway=PALETTE,
+        margin={"l": 44, "r": 12, "t": 28, "b": 72}, colorway=PALETTE,
         legend={"font": {"size": s.font_size - 1}, "orientation": "h", "x": 0.5, "xanchor": "center",
-                "y": -0.1, "yanchor": "top"},
+                "y": -0.16 if rows == 1 else -0.09, "yanchor": "top"},
         title={"font": {"size": s.font_size + 1}},
     )
     out.update_annotations(font={"family": family, "size": s.font_size})

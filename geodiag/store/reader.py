@@ -76,30 +76,32 @@ class Reader:
         if scalars:
             clauses.append("(module IS NULL AND idx IS NULL)")
         where = f"({' OR '.join(clauses)})" if clauses else "FALSE"
-        frames = []
-        for rid in run_ids:
-            df = self._select(rid, where, params, "name, " + METRIC_FIELDS,
-                              "ORDER BY name, step, module NULLS FIRST, idx NULLS FIRST")
-            frames.append(df.assign(run_id=rid))
         cols = ["run_id", "name", *[c.strip() for c in METRIC_FIELDS.split(",")]]
-        if not frames:
+        if not run_ids:
             return pd.DataFrame(columns=cols)
-        return pd.concat(frames, ignore_index=True)[cols]
+        # one query (one connection, one scan) for every run: the atlas reads a model's whole store
+        df = self._select(list(run_ids), where, params, "run_id, name, " + METRIC_FIELDS,
+                          "ORDER BY name, step, module NULLS FIRST, idx NULLS FIRST")
+        order = {rid: i for i, rid in enumerate(run_ids)}  # the caller's run order, then the metric order
+        df = df.sort_values("run_id", key=lambda c: c.map(order), kind="stable", ignore_index=True)
+        return df[cols]
 
     def metric_names(self, run_id: str) -> list[str]:
         df = self._select(run_id, "TRUE", [], "DISTINCT name", "ORDER BY name")
         return df["name"].tolist()
 
-    def _select(self, run_id: str, where: str, params: list, fields: str, tail: str) -> pd.DataFrame:
+    def _select(self, run_id: str | list[str], where: str, params: list, fields: str, tail: str) -> pd.DataFrame:
+        ids = [run_id] if isinstance(run_id, str) else list(run_id)
+        runs_sql = f"run_id IN ({', '.join('?' * len(ids))})"
         for attempt in range(_RETRIES):
             try:
                 with self._open() as (con, has_db):
                     parts, args, done = [], [], set()
                     if has_db and _has_table(con, "metrics"):
-                        parts.append(f"SELECT {fields} FROM metrics WHERE run_id = ? AND {where}")
-                        args += [run_id, *params]
+                        parts.append(f"SELECT {fields} FROM metrics WHERE {runs_sql} AND {where}")
+                        args += [*ids, *params]
                         done = {r[0] for r in con.execute("SELECT file FROM ingested").fetchall()}
-                    files = [str(f) for f in spool.batch_files(self.path, run_id) if str(f) not in done]
+                    files = [str(f) for rid in ids for f in spool.batch_files(self.path, rid) if str(f) not in done]
                     if files:
                         parts.append(f"SELECT {fields} FROM read_parquet(?) WHERE {where}")
                         args += [files, *params]

@@ -88,6 +88,12 @@ def finished(pid: int) -> int | None:
     return proc.poll() if proc is not None else None
 
 
+def reap() -> None:
+    """Collect every child this server started that has ended, so none lingers as a zombie."""
+    for proc in list(_CHILDREN.values()):
+        proc.poll()
+
+
 def cancel(pid: int | None) -> None:
     """SIGTERM to the run's process group, after checking that the PID is still a geodiag process."""
     if not pid:
