@@ -197,3 +197,13 @@ def test_schema_lists_every_method_with_defaults():
         schema["methods"])
     manifold = {f["name"]: f["default"] for f in schema["methods"]["manifold"]["options"]}
     assert manifold["r_div"] == 16 and manifold["lambda_s"] == 0.01 and manifold["lambda_a"] == 0.1
+
+
+def test_per_layer_lines_are_drawn_in_layer_order():
+    rows = [{"run_id": "a", "name": n, "step": 1, "module": f"layers.{i}", "layer": i, "value": float(i)}
+            for n in ("probe/d_eff", "probe/orthonormality", "geometry/participation_ratio",
+                      "geometry/participation_ratio_n") for i in (0, 1, 10, 11, 2)]  # the reader's module-name order
+    fig = figures.build_figure("manifold", frame(rows))
+    for trace in fig.data:
+        if trace.type == "scatter":
+            assert list(trace.x) == sorted(trace.x), trace.name

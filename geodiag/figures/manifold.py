@@ -148,14 +148,14 @@ def geometry(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.
     shown = int(pr["step"].iloc[0])
     fig = grid(2, 2, [f"(a) probe d_eff, step {shown}", "(b) participation ratio (n tokens)",
                       "(c) probe orthonormality", "(d) alignment loss per pair"])
-    deff = at_step(pick(one, "probe/d_eff"), shown)
+    deff = at_step(pick(one, "probe/d_eff"), shown).sort_values("layer")  # module names sort 10 before 2
     fig.add_trace(go.Scatter(x=deff["layer"], y=deff["value"], mode="lines+markers", name="d_eff",
                              marker_color=PALETTE[0], showlegend=False), row=1, col=1)
     n = at_step(pick(one, "geometry/participation_ratio_n"), shown).set_index("layer")["value"]
     pr = pr.sort_values("layer")
     ns = [int(n.get(layer, 0)) for layer in pr["layer"]]
     fig.add_trace(go.Scatter(x=pr["layer"], y=pr["value"], mode="lines+markers", name="PR", showlegend=False,
-                             marker_color=PALETTE[1], customdata=ns,
+                             marker_color=PALETTE[7], customdata=ns,
                              hovertemplate="layer %{x}<br>PR %{y:.2f}<br>n = %{customdata}<extra></extra>"),
                   row=1, col=2)
     low = hidden_size is not None and ns and min(ns) < hidden_size
@@ -164,7 +164,7 @@ def geometry(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.
         text += f" < h = {hidden_size}: PR ≤ n − 1"
     if text:
         note(fig, 1, 2, text, where="top-left", color="firebrick" if low else "gray")
-    orth = at_step(pick(one, "probe/orthonormality"), shown)
+    orth = at_step(pick(one, "probe/orthonormality"), shown).sort_values("layer")
     fig.add_trace(go.Scatter(x=orth["layer"], y=orth["value"], mode="lines+markers", showlegend=False,
                              name="‖QᵀQ − I‖", marker_color=PALETTE[2]), row=2, col=1)
     align = at_step(pick(one, "probe/alignment"), shown).sort_values(["layer", "module_type"])
