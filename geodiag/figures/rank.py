@@ -57,7 +57,9 @@ def gid(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.0,
         fig.add_trace(go.Scatter(x=ref.reindex(part["module"]), y=part["value"], mode="markers",
                                  name=f"ε = 1e-{int(eps)}", marker={"size": 4, "color": EPS_COLORS.get(int(eps))}),
                       row=2, col=2)
-    if not thr.empty:
+    if thr.empty:
+        note(fig, 2, 2, "threshold ranks are recorded by<br>geodiag analyze gid")
+    else:
         lo, hi = float(ref.min()), float(max(ref.max(), thr["value"].max()))
         fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line={"dash": "dot", "color": "gray"},
                                  showlegend=False, hoverinfo="skip"), row=2, col=2)
