@@ -10,7 +10,7 @@ import streamlit as st
 
 from geodiag.errors import GeodiagError
 from geodiag.store import DEFAULT_STORE
-from geodiag.ui import labels, load_runs
+from geodiag.ui import FILTERS, filtered, labels, load_runs
 
 st.set_page_config(page_title="geodiag", page_icon=":material/insights:", layout="wide")
 
@@ -31,14 +31,10 @@ def sidebar() -> None:
     if runs.empty:
         return
     with st.expander("Filter runs", expanded=False):
-        for col in ("method", "model", "task", "status"):
+        for col in FILTERS:
             values = sorted(v for v in runs[col].dropna().unique())
             st.multiselect(col.capitalize(), values, key=f"filter-{col}")
-    shown = runs
-    for col in ("method", "model", "task", "status"):
-        chosen = st.session_state.get(f"filter-{col}") or []
-        if chosen:
-            shown = shown[shown[col].isin(chosen)]
+    shown = filtered(runs)
     if shown.empty:
         st.warning("No run matches the filters.")
         shown = runs

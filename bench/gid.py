@@ -23,7 +23,6 @@ def _rss_mb() -> float:
 
 
 def measure(mode: str, model_name: str, batches: int) -> dict:
-    import torch
 
     from geodiag.analysis.sweeps import gradient_sweep
     from geodiag.data import batch_stream, encode, load_task
@@ -48,7 +47,6 @@ def measure(mode: str, model_name: str, batches: int) -> dict:
         linears = linear_modules(model)
         gids = {n: effective_rank(linears[n].weight.grad) for n in targets}
     seconds = time.perf_counter() - t0
-    del torch
     return {"mode": mode, "seconds": seconds, "peak_rss_mb": _rss_mb(), "after_load_rss_mb": base_mb,
             "modules": len(gids), "mean_gid": statistics.fmean(gids.values())}
 

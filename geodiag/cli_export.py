@@ -55,9 +55,8 @@ def run_export(args: argparse.Namespace) -> int:
     data = figures.figure_data(reader, spec.name, ids)
     if data.empty:
         raise GeodiagError(f"Run {args.run_id} has no data for the {spec.name} figure; record it with `{spec.hint}`.")
-    runs = reader.runs()
-    labels = {r.run_id: f"{r.name} ({r.run_id[-6:]})" for r in runs.itertuples()}
-    fig = figures.build_figure(spec.name, data, step=args.step, smoothing=args.smoothing, labels=labels,
+    fig = figures.build_figure(spec.name, data, step=args.step, smoothing=args.smoothing,
+                               labels=figures.run_labels(reader.runs()),
                                **figures.figure_options(spec.name, run))
     if not fig.data:
         raise GeodiagError(f"Run {args.run_id} has no data for the {spec.name} figure; record it with `{spec.hint}`.")

@@ -10,8 +10,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from geodiag.errors import GeodiagError
+from geodiag.store import Reader
 from geodiag.ui import launch as launcher
-from geodiag.ui import load_metrics, load_runs, store_path, through_entry
+from geodiag.ui import load_metrics, load_runs, run_record, store_path, through_entry
 
 MAIN_TRAIN = ["steps", "lr", "batch_size", "grad_accum", "max_length", "record_every", "eval_size", "seed"]
 ADVANCED_TRAIN = ["subspace_k", "record_gid_every", "train_size", "record_batch", "warmup", "clip", "weight_decay",
@@ -134,8 +135,7 @@ def live() -> None:
     st.subheader("Running")
     launcher.reap()
     try:
-        load_runs.clear()
-        runs = load_runs(store_path())
+        runs = Reader(store_path()).runs()  # fresh every tick, without emptying every session's cache
     except GeodiagError as e:
         st.info(str(e))
         runs = pd.DataFrame(columns=["run_id", "status", "pid", "name", "kind", "config"])
@@ -144,7 +144,7 @@ def live() -> None:
         st.caption("No run is running in this store.")
     for r in running.itertuples():
         with st.container(border=True):
-            _running_run(r)
+            _running_run(r, run_record(running, r.run_id)["config"])
     for job in st.session_state.get("launched", []):
         if job.pid in set(runs["pid"].dropna().astype(int)):
             continue
@@ -155,11 +155,7 @@ def live() -> None:
             st.error(f"Process {job.pid} stopped before creating a run: {launcher.tail(job.log, 1)}")
 
 
-def _running_run(r) -> None:
-    import json
-
-    # a live run's record comes from its spool (config already a dict); a folded one from the table (JSON text)
-    cfg = r.config if isinstance(r.config, dict) else json.loads(r.config) if isinstance(r.config, str) else {}
+def _running_run(r, cfg: dict) -> None:
     total = int(cfg.get("steps", 0) or 0)
     loss = load_metrics(store_path(), (r.run_id,), ("loss/lm",))
     done = int(loss["step"].max()) if not loss.empty else 0

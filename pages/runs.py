@@ -6,17 +6,13 @@ import streamlit as st
 
 from geodiag.errors import GeodiagError
 from geodiag.store import Writer
-from geodiag.ui import labels, load_runs, run_summary, runs_or_stop, store_path, through_entry
+from geodiag.ui import filtered, labels, load_runs, run_summary, runs_or_stop, store_path, through_entry
 
 through_entry()
 
 st.title("Runs")
 runs = runs_or_stop()
-shown = runs
-for col in ("method", "model", "task", "status"):
-    chosen = st.session_state.get(f"filter-{col}") or []
-    if chosen:
-        shown = shown[shown[col].isin(chosen)]
+shown = filtered(runs)
 table = run_summary(store_path()).set_index("run_id").reindex(shown["run_id"]).reset_index()
 st.caption(f"{len(shown)} of {len(runs)} run(s) in {store_path()}; filter them in the sidebar.")
 st.dataframe(table, hide_index=True, width="stretch", column_config={

@@ -7,6 +7,7 @@ ManifoldLoRA, the probes (d_eff, orthonormality, activation coverage, alignment 
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -75,21 +76,14 @@ def activation_rows(adapted: Adapted, batch: dict[str, torch.Tensor], step: int,
         linears = linear_modules(model)
         for name, probe_layer in _probe_inputs(adapted):
             handles.append(linears[name].register_forward_pre_hook(_capture(inputs, probe_layer, mask)))
-    was_training = model.training
-    model.eval()
-    stats_flag = getattr(adapted, "training_stats", None)
-    if stats_flag is not None:
-        adapted.training_stats = False  # a record forward must not feed the PCA statistics
     try:
-        # the decoder stack alone: the LM head's logits over the whole vocabulary are not needed here
-        out = backbone(model)(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                              output_hidden_states=True)
+        with _recording(adapted):
+            # the decoder stack alone: the LM head's logits over the whole vocabulary are not needed here
+            out = backbone(model)(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                  output_hidden_states=True)
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
-        if stats_flag is not None:
-            adapted.training_stats = stats_flag
     rows = []
     for layer, H in enumerate(out.hidden_states[1:]):  # block outputs, (B, T, h) each
         tokens = H[mask].float()  # (n, h), padding dropped
@@ -101,6 +95,24 @@ def activation_rows(adapted: Adapted, batch: dict[str, torch.Tensor], step: int,
     if isinstance(adapted, ManifoldAdapted):
         rows += _probe_rows(adapted, inputs, step, wall)
     return rows
+
+
+@contextlib.contextmanager
+def _recording(adapted: Adapted):
+    """Eval mode for a record-time forward, which must not feed ManifoldLoRA's PCA statistics either;
+    the training state comes back afterwards, whatever happens."""
+    model = adapted.model
+    was_training = model.training
+    stats_flag = getattr(adapted, "training_stats", None)
+    model.eval()
+    if stats_flag is not None:
+        adapted.training_stats = False
+    try:
+        yield
+    finally:
+        model.train(was_training)
+        if stats_flag is not None:
+            adapted.training_stats = stats_flag
 
 
 def _probe_inputs(adapted):
@@ -168,8 +180,7 @@ def subspace_rows(adapted: Adapted, batch: dict[str, torch.Tensor], k: int, step
         where = {"module": v.module, "layer": v.layer, "module_type": v.module_type}
         G = grads[v.module]  # (d_out, d_in)
         Ug, Vg = _top_singular_vectors(G, k)
-        blocks = v.A.shape[0] if v.A.ndim == 3 else 1
-        Ud, s, Vd = factor_svd(v.B, v.A, k, gates=v.gates, scaling=v.scaling, blocks=blocks)
+        Ud, s, Vd = factor_svd(v.B, v.A, k, gates=v.gates, scaling=v.scaling)  # stacked RaLoRA blocks as they are
         top = float(s[0]) if s.numel() else 0.0
         keep = (s > top * 1e-12).cpu() if top > 0 else torch.zeros(s.numel(), dtype=torch.bool)  # drop null directions
         Ud, Vd = Ud.cpu()[:, keep], Vd.cpu()[:, keep]
@@ -195,26 +206,18 @@ def _base_gradients(adapted: Adapted, batch: dict[str, torch.Tensor], names: lis
     model = adapted.model
     weights = {n: _base_weight(model, n) for n in names}
     flags = {p: p.requires_grad for p in model.parameters()}
-    training = model.training
-    stats_flag = getattr(adapted, "training_stats", None)
     try:
         for p in model.parameters():
             p.requires_grad_(False)
         for w in weights.values():
             w.requires_grad_(True)
-        model.eval()
-        if stats_flag is not None:
-            adapted.training_stats = False
         adapted.attention_mask = batch["attention_mask"]
-        with torch.enable_grad():
+        with _recording(adapted), torch.enable_grad():
             loss = model(**batch).loss
             grads = torch.autograd.grad(loss, list(weights.values()))
     finally:
         for p, flag in flags.items():
             p.requires_grad_(flag)
-        model.train(training)
-        if stats_flag is not None:
-            adapted.training_stats = stats_flag
     return {n: g.detach().cpu() for n, g in zip(weights, grads, strict=True)}
 
 

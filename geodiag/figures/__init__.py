@@ -100,9 +100,14 @@ def figure_options(name: str, run: dict | None) -> dict:
 
 
 def build_figure(name: str, data: pd.DataFrame, **options) -> go.Figure:
-    fig = get_figure(name).build(data, **options)
-    return fig
+    return get_figure(name).build(data, **options)
+
+
+def run_labels(runs: pd.DataFrame) -> dict[str, str]:
+    """Legend labels for runs: the name and the end of the id, which tells same-named runs apart."""
+    return {r.run_id: f"{r.name} ({r.run_id[-6:]})" for r in runs.itertuples()}
 
 
 __all__ = ["FIGURES", "FORMATS", "ExportError", "FigureSpec", "PaperStyle", "build_figure", "export_figure",
-           "figure_data", "figure_options", "get_figure", "paper_style", "render_bytes", "safe_name", "scope_runs"]
+           "figure_data", "figure_options", "get_figure", "paper_style", "render_bytes", "run_labels", "safe_name",
+           "scope_runs"]

@@ -17,6 +17,11 @@ def pick(df: pd.DataFrame, name: str) -> pd.DataFrame:
     return df[df["name"] == name]
 
 
+def first_run(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the frame's first run (the run a single-run panel draws)."""
+    return df[df["run_id"] == df["run_id"].iloc[0]] if not df.empty else df
+
+
 def at_step(df: pd.DataFrame, step: int | None) -> pd.DataFrame:
     """Rows at `step`, or at the last step each run recorded when step is None (or not recorded)."""
     if df.empty:

@@ -13,14 +13,10 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from geodiag.figures._common import QV_COLORS, at_step, curve, empty_figure, grid, note, pick, run_label
+from geodiag.figures._common import QV_COLORS, at_step, curve, empty_figure, first_run, grid, note, pick, run_label
 from geodiag.figures.style import PALETTE
 
 DEAD_GATE = 0.05  # 002 §3
-
-
-def _first_run(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df["run_id"] == df["run_id"].iloc[0]] if not df.empty else df
 
 
 def _per_layer(fig, df, *, row, col, mode="lines+markers", bar=False, legend=True, text=None):
@@ -39,7 +35,7 @@ def gates(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.0,
           labels: dict[str, str] | None = None) -> go.Figure:
     """Fig. 1 rank collapse: (a) gate histogram with the dead threshold, (b) effective rank per layer q vs v,
     (c) dead gates per layer, (d) mean effective rank over steps (every run overlaid)."""
-    values = at_step(_first_run(pick(df, "gate/value")), step)
+    values = at_step(first_run(pick(df, "gate/value")), step)
     if values.empty:
         return empty_figure("no gate values: this run is not a ManifoldLoRA run")
     shown = int(values["step"].iloc[0])
@@ -50,9 +46,9 @@ def gates(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.0,
     fig.update_xaxes(range=[0, 1], row=1, col=1)  # gates live in (0, 1): a fixed axis compares runs
     fig.add_vline(x=DEAD_GATE, line_dash="dash", line_color="black", row=1, col=1,
                   annotation_text=f"dead < {DEAD_GATE}", annotation_font_size=9)
-    erank = _first_run(pick(df, "gate/effective_rank"))
+    erank = first_run(pick(df, "gate/effective_rank"))
     _per_layer(fig, at_step(erank, shown), row=1, col=2)
-    _per_layer(fig, at_step(_first_run(pick(df, "gate/dead")), shown), row=2, col=1, bar=True, legend=False)
+    _per_layer(fig, at_step(first_run(pick(df, "gate/dead")), shown), row=2, col=1, bar=True, legend=False)
     names = run_label(df, labels)
     for i, (rid, part) in enumerate(pick(df, "gate/effective_rank").groupby("run_id", sort=False)):
         mean = part.groupby("step", as_index=False)["value"].mean()
@@ -74,7 +70,7 @@ def dynamics(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.
              labels: dict[str, str] | None = None, weights: dict[str, float] | None = None) -> go.Figure:
     """Fig. 2: (a) LM, sparsity and alignment losses, (b) lambda-weighted auxiliary losses stacked,
     (c) sparsity vs alignment coloured by step, (d) LM loss vs mean effective rank coloured by step."""
-    one = _first_run(df)
+    one = first_run(df)
     lm = pick(one, "loss/lm")
     if lm.empty:
         return empty_figure("no training losses recorded for this run")
@@ -141,7 +137,7 @@ def geometry(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.
              labels: dict[str, str] | None = None, hidden_size: int | None = None) -> go.Figure:
     """Fig. 3: (a) probe d_eff per layer, (b) participation ratio per layer with n, (c) probe orthonormality
     per layer, (d) alignment loss per adapter-probe pair."""
-    one = _first_run(df)
+    one = first_run(df)
     pr = at_step(pick(one, "geometry/participation_ratio"), step)
     if pr.empty:
         return empty_figure("no participation ratios recorded for this run")
@@ -183,7 +179,7 @@ def spectrum(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.
              labels: dict[str, str] | None = None, max_index: int = 64) -> go.Figure:
     """Fig. 5: (a) heatmap modules x singular index (log10), (b) stable rank per layer q vs v,
     (c) nuclear vs Frobenius coloured by module type, (d) power-law exponent per layer with alpha = -1."""
-    one = _first_run(df)
+    one = first_run(df)
     sv = at_step(pick(one, "spectrum/singular_value"), step)
     if sv.empty or not (sv["value"] > 0).any():
         return empty_figure("no non-zero Delta W spectrum at this step (B = 0 before training)")

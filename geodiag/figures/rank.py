@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from geodiag.analysis.allocation import gelora_ranks  # pure rules, no torch
-from geodiag.figures._common import QV_COLORS, at_step, empty_figure, grid, note, pick
+from geodiag.figures._common import QV_COLORS, at_step, empty_figure, first_run, grid, note, pick
 from geodiag.figures.style import PALETTE
 
 EPS_COLORS = {1: PALETTE[0], 3: PALETTE[1], 5: PALETTE[2]}
@@ -20,8 +20,7 @@ def gid(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.0,
         labels: dict[str, str] | None = None, lora_rank: int = 8) -> go.Figure:
     """(a) GID heatmap layers x module types, (b) GID vs the LoRA rank, (c) GID over training steps,
     (d) entropy GID vs threshold ranks at eps 1e-1, 1e-3, 1e-5."""
-    g = pick(df, "gid/erank")
-    g = g[g["run_id"] == g["run_id"].iloc[0]] if not g.empty else g
+    g = first_run(pick(df, "gid/erank"))
     if g.empty:
         return empty_figure("no GID recorded: run `geodiag analyze gid` or train with --method full "
                             "--record-gid-every K")
@@ -200,10 +199,9 @@ SUBSPACE = {"subspace/angle_dw_grad": "ΔW vs gradient (column spaces)",
 def subspace(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.0,
              labels: dict[str, str] | None = None) -> go.Figure:
     """Principal angles (beyond the papers): (a) mean angle over steps per subspace pair, (b) per layer."""
-    one = df[df["name"].isin(SUBSPACE)]
+    one = first_run(df[df["name"].isin(SUBSPACE)])
     if one.empty:
         return empty_figure("no subspace angles: train with --subspace-k 8")
-    one = one[one["run_id"] == one["run_id"].iloc[0]]
     now = at_step(one, step)
     fig = grid(1, 2, ["(a) mean principal angle over steps", f"(b) per layer, step {int(now['step'].iloc[0])}"])
     for i, (name, title) in enumerate(SUBSPACE.items()):

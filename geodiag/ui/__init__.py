@@ -97,8 +97,17 @@ def selected(runs: pd.DataFrame) -> list[str]:
     return chosen
 
 
-def labels(runs: pd.DataFrame) -> dict[str, str]:
-    return {r.run_id: f"{r.name} ({r.run_id[-6:]})" for r in runs.itertuples()}
+labels = figures.run_labels  # one label rule for the pages and `geodiag export`
+FILTERS = ("method", "model", "task", "status")
+
+
+def filtered(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs that pass the sidebar's filters (a filter with nothing chosen passes everything)."""
+    for col in FILTERS:
+        chosen = st.session_state.get(f"filter-{col}") or []
+        if chosen:
+            runs = runs[runs[col].isin(chosen)]
+    return runs
 
 
 def run_record(runs: pd.DataFrame, run_id: str) -> dict:
