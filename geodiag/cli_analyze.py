@@ -33,28 +33,17 @@ def add_analyze_parser(sub) -> None:
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             shown = ",".join(default) if isinstance(default, list) else default
             q.add_argument(flag, dest=f.name, type=typ, default=None, metavar=f.name.upper(),
-                           help=f"{f.metadata['help']} (default: {shown})")
+                           choices=f.metadata.get("choices"), help=f"{f.metadata['help']} (default: {shown})")
         q.add_argument("--no-progress", action="store_true", help="no progress bar")
         q.set_defaults(handler=run_analyze, analysis=kind)
 
 
 def run_analyze(args: argparse.Namespace) -> int:
     from geodiag.analysis.run import AnalyzeConfig, analyze_gid, analyze_id
-    from geodiag.errors import GeodiagError
 
     names = {f.name for f in dataclasses.fields(AnalyzeConfig)}
     given = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    if isinstance(given.get("targets"), str):
-        given["targets"] = [t.strip() for t in given["targets"].split(",") if t.strip()]
-    for key in ("batches", "batch_size", "max_length", "tokens", "rank", "n_max"):
-        if key in given and given[key] < 1:
-            raise GeodiagError(f"--{key.replace('_', '-')} must be a positive integer, got {given[key]}.")
-    if given.get("pooling", "tokens") not in ("tokens", "mean"):
-        raise GeodiagError("--pooling must be 'tokens' or 'mean'.")
-    for key in ("block_rounding", "rank_rounding"):
-        if given.get(key, "floor") not in ("floor", "ceil", "round"):
-            raise GeodiagError(f"--{key.replace('_', '-')} must be floor, ceil or round.")
-    cfg = AnalyzeConfig(**given)
+    cfg = AnalyzeConfig(**given)  # validates, naming the bad option
     run = analyze_gid if args.analysis == "gid" else analyze_id
     run_id = run(cfg, progress=not args.no_progress)
     print(run_id)

@@ -73,16 +73,21 @@ def _fields(cls) -> list[dict]:
     for f in dataclasses.fields(cls):
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
         out.append({"name": f.name, "type": f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "str"),
-                    "default": default, "help": f.metadata.get("help", "")})
+                    "default": default, "help": f.metadata.get("help", ""), "choices": f.metadata.get("choices")})
     return out
 
 
 def run_schema(args: argparse.Namespace) -> int:
     from geodiag.analysis.run import AnalyzeConfig
+    from geodiag.data import task_names
     from geodiag.methods import METHODS
     from geodiag.train.config import TrainConfig
 
-    print(json.dumps({"train": _fields(TrainConfig), "analyze": _fields(AnalyzeConfig),
+    train, analyze, tasks = _fields(TrainConfig), _fields(AnalyzeConfig), task_names()
+    for f in train + analyze:
+        if f["name"] == "task":  # an open set in the config (any name reasoning-gym knows), a list to pick from here
+            f["choices"] = tasks
+    print(json.dumps({"train": train, "analyze": analyze,
                       "methods": {n: {"summary": s.summary, "options": _fields(s.config)} for n, s in METHODS.items()}},
                      default=str))
     return 0

@@ -33,7 +33,7 @@ def add_train_parser(sub) -> None:
         f = fields[name]
         default = "" if f.default is dataclasses.MISSING else f" (default: {f.default})"
         p.add_argument(flag, dest=name, type=arg_type(f), default=None, metavar=name.upper(),
-                       help=f"{f.metadata['help']}{default}")
+                       choices=f.metadata.get("choices"), help=f"{f.metadata['help']}{default}")
     p.add_argument("--trust-remote-code", dest="trust_remote_code", action="store_true", default=None,
                    help="allow the model's own code to run (off unless you trust its source)")
     p.add_argument("--gradient-checkpointing", dest="gradient_checkpointing", action="store_true", default=None)
@@ -53,7 +53,7 @@ def add_train_parser(sub) -> None:
                 continue
             text = f"[{', '.join(owners[f.name])}] {f.metadata.get('help', '')} (default: {f.default})"
             group.add_argument(flag, dest=f"m_{f.name}", type=arg_type(f), default=None, metavar=f.name.upper(),
-                               help=text)
+                               choices=f.metadata.get("choices"), help=text)
     p.set_defaults(handler=run_train)
 
 

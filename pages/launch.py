@@ -24,10 +24,14 @@ def schema() -> dict:
     return launcher.schema()
 
 
-def widget(field: dict, key: str):
-    """One input for a config field, typed by its default and annotation, help text from its metadata."""
+def widget(field: dict, key: str, column=st):
+    """One input for a config field, typed by its default and annotation (a picker when it has choices),
+    help text from its metadata."""
     name, default, kind, text = field["name"], field["default"], str(field["type"]), field["help"]
     label = name.replace("_", " ")
+    if field.get("choices"):
+        choices = list(field["choices"])
+        return column.selectbox(label, choices, index=choices.index(default), key=key, help=text)
     if isinstance(default, bool) or kind == "bool":
         return st.checkbox(label, value=bool(default), key=key, help=text)
     if isinstance(default, int) and "float" not in kind:
@@ -75,7 +79,7 @@ with train_tab:
     methods = opts["methods"]
     method = c2.selectbox("Method", list(methods), index=list(methods).index("manifold"), key="l-method",
                           format_func=lambda m: f"{m}: {methods[m]['summary']}")
-    task = c3.text_input("Task", train_fields["task"]["default"], key="l-task", help=train_fields["task"]["help"])
+    task = widget(train_fields["task"], "l-task", column=c3)
     dataset = c3.text_input("or dataset (JSONL/CSV path)", "", key="l-dataset", help=train_fields["dataset"]["help"])
     st.markdown("**Training** (paper defaults filled in)")
     cols = st.columns(4)
@@ -156,9 +160,8 @@ def live() -> None:
 
 
 def _running_run(r, cfg: dict) -> None:
-    total = int(cfg.get("steps", 0) or 0)
-    loss = load_metrics(store_path(), (r.run_id,), ("loss/lm",))
-    done = int(loss["step"].max()) if not loss.empty else 0
+    metrics = load_metrics(store_path(), (r.run_id,), ("loss/lm", "analysis/progress"))
+    loss, sweep = (metrics[metrics["name"] == name] for name in ("loss/lm", "analysis/progress"))
     head, button = st.columns([4, 1])
     head.markdown(f"**{r.name}** · {r.kind} · pid {r.pid} · `{r.run_id}`")
     if button.button("Cancel", key=f"cancel-{r.run_id}"):
@@ -167,10 +170,7 @@ def _running_run(r, cfg: dict) -> None:
             st.toast(f"Cancelling {r.name}: it stops at the next step boundary and keeps its data.")
         except GeodiagError as e:
             st.error(str(e))
-    if total:
-        st.progress(min(1.0, done / total), text=f"step {done} / {total}")
-    else:
-        st.progress(0.0, text="measuring...")
+    st.progress(*launcher.progress(r.kind, r.method, cfg, loss, sweep))
     if len(loss) > 1:
         fig = go.Figure(go.Scatter(x=loss["step"], y=loss["value"], mode="lines", name="LM loss"))
         fig.update_layout(height=220, margin={"l": 10, "r": 10, "t": 10, "b": 10}, xaxis_title="step",

@@ -108,6 +108,8 @@ def test_analyze_gid_and_id_record_measurements_and_allocations(tmp_path):
     assert blocks.to_dict() == expected
     params = reader.metric(rid, "alloc/ralora/params").set_index("module")["value"]
     assert all(params[m] == 2 * (lin[m].in_features + lin[m].out_features) for m in params.index)
+    progress = reader.metric(rid, "analysis/progress").sort_values("step")  # what the Launch page draws
+    assert progress["step"].tolist() == [1, 2, 3] and np.allclose(progress["value"], [1 / 3, 2 / 3, 1])
 
     out = geodiag("analyze", "id", "--model", "tiny", "--tokens", "300", "--store", store, "--no-progress")
     assert out.returncode == 0, out.stderr
@@ -115,6 +117,9 @@ def test_analyze_gid_and_id_record_measurements_and_allocations(tmp_path):
     ids = reader.metric(rid, "id/twonn")
     assert sorted(ids["layer"]) == [0, 1, 2]
     assert (reader.metric(rid, "id/twonn_n")["value"] + reader.metric(rid, "id/twonn_duplicates")["value"] == 300).all()
+    progress = reader.metric(rid, "analysis/progress").sort_values("step")
+    assert progress["value"].is_monotonic_increasing and progress["value"].iloc[-1] == 1.0
+    assert progress["step"].iloc[-1] == 300  # points collected, capped at --tokens
     ranks = reader.metric(rid, "alloc/gelora")
     d = ids.sort_values("layer")["value"].tolist()
     for layer in (0, 1):
@@ -126,4 +131,13 @@ def test_analyze_bad_input(tmp_path):
     out = geodiag("analyze", "gid", "--model", "tiny", "--targets", "nope", "--store", str(tmp_path / "s.duckdb"))
     assert out.returncode == 2 and "No linear module matches nope" in out.stderr
     out = geodiag("analyze", "id", "--model", "tiny", "--tokens", "0", "--store", str(tmp_path / "s.duckdb"))
-    assert out.returncode == 2 and "--tokens must be a positive integer" in out.stderr
+    assert out.returncode == 2 and "tokens must be a positive integer, got 0." in out.stderr
+    out = geodiag("analyze", "id", "--model", "tiny", "--pooling", "max", "--store", str(tmp_path / "s.duckdb"))
+    assert out.returncode == 2 and "invalid choice: 'max'" in out.stderr  # the flag lists the choices
+    from geodiag.analysis.run import AnalyzeConfig
+    from geodiag.errors import GeodiagError
+
+    with pytest.raises(GeodiagError, match="pooling must be tokens or mean, got 'max'"):
+        AnalyzeConfig(pooling="max")  # the config itself refuses it too (Launch page, Python callers)
+    with pytest.raises(GeodiagError, match="block_rounding must be floor, ceil or round"):
+        AnalyzeConfig(block_rounding="up")

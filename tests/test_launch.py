@@ -52,6 +52,16 @@ def wait_for(predicate, timeout=180.0, every=0.5):
     raise AssertionError("timed out")
 
 
+def running_run(store: str, pid: int):
+    """The run the process `pid` is writing, once the store shows it running; None before."""
+    try:
+        runs = Reader(store).runs()
+    except GeodiagError:  # the store file is not created yet
+        return None
+    mine = runs[(runs["pid"] == pid) & (runs["status"] == "running")]
+    return None if mine.empty else mine.iloc[0]
+
+
 def test_launched_training_runs_in_its_own_group_and_cancels_cleanly(tmp_path):
     data = tmp_path / "d.jsonl"
     data.write_text("\n".join(json.dumps({"prompt": f"{a}+{a}=", "response": str(2 * a)}) for a in range(8)))
@@ -64,15 +74,10 @@ def test_launched_training_runs_in_its_own_group_and_cancels_cleanly(tmp_path):
         assert os.getpgid(job.pid) == job.pid  # its own process group: a browser tab cannot take it down
 
         def running():
-            try:
-                runs = Reader(store).runs()
-            except GeodiagError:
-                return None
-            mine = runs[(runs["pid"] == job.pid) & (runs["status"] == "running")]
-            if mine.empty:
-                return None
-            rid = mine["run_id"].iloc[0]
-            return rid if len(Reader(store).metric(rid, "loss/lm")) >= 3 else None
+            run = running_run(store, job.pid)
+            if run is not None and len(Reader(store).metric(run["run_id"], "loss/lm")) >= 3:
+                return run["run_id"]
+            return None
 
         rid = wait_for(running)
         launch.cancel(job.pid)
@@ -85,6 +90,32 @@ def test_launched_training_runs_in_its_own_group_and_cancels_cleanly(tmp_path):
             os.killpg(job.pid, 9)
 
 
+def test_a_launched_analysis_records_its_progress_and_cancels_cleanly(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text("\n".join(json.dumps({"prompt": f"{a}+{a}=", "response": str(2 * a)}) for a in range(8)))
+    store = str(tmp_path / "s.duckdb")
+    args = launch.command("analyze", {"model": "tiny", "dataset": str(data), "batches": 100000, "batch_size": 2,
+                                      "store": store}, analysis="gid")
+    job = launch.spawn(args, tmp_path / "logs")
+    try:
+        def sweeping():
+            run = running_run(store, job.pid)
+            sweep = Reader(store).metric(run["run_id"], "analysis/progress") if run is not None else []
+            return (run, sweep) if len(sweep) >= 3 else None
+
+        run, sweep = wait_for(sweeping)
+        fraction, text = launch.progress(run["kind"], run["method"], run["config"], sweep.iloc[:0], sweep)
+        assert 0 < fraction < 0.01 and text.endswith("/ 100000 batches")  # what the Launch page shows
+        launch.cancel(job.pid)
+        wait_for(lambda: launch.finished(job.pid) is not None, timeout=60)
+        after = Reader(store).run(run["run_id"])
+        assert after["status"] == "cancelled", (after["status"], launch.tail(job.log))
+        assert len(Reader(store).metric(run["run_id"], "analysis/progress")) >= 3
+    finally:
+        if launch.finished(job.pid) is None:
+            os.killpg(job.pid, 9)
+
+
 def test_a_launch_that_fails_early_leaves_its_sentence_in_the_log(tmp_path):
     args = launch.command("train", {"model": str(tmp_path / "no-such-model"), "store": str(tmp_path / "s.duckdb")})
     job = launch.spawn(args, tmp_path / "logs")
@@ -92,3 +123,20 @@ def test_a_launch_that_fails_early_leaves_its_sentence_in_the_log(tmp_path):
     assert code == 2
     last = launch.tail(job.log, 1)
     assert last.startswith("geodiag: error:") and "Traceback" not in launch.tail(job.log, 50)
+
+
+def test_progress_reads_steps_for_training_and_sweep_units_for_analyses():
+    import pandas as pd
+
+    def rows(pairs):
+        return pd.DataFrame({"step": [p[0] for p in pairs], "value": [p[1] for p in pairs]})
+
+    none = rows([])
+    assert launch.progress("train", "lora", {"steps": 40}, rows([(5, 2.0), (10, 1.5)]), none) == (0.25, "step 10 / 40")
+    assert launch.progress("train", "lora", {"steps": 40}, none, none) == (0.0, "step 0 / 40")
+    assert launch.progress("analysis", "gid", {"batches": 16}, none, none)[0] == 0.0
+    assert launch.progress("analysis", "gid", {"batches": 16}, none, rows([(4, 0.25), (2, 0.125)])) == \
+        (0.25, "4 / 16 batches")  # the latest point, whatever order the store returns
+    assert launch.progress("analysis", "id", {"tokens": 500}, none, rows([(100, 0.2)])) == (0.2, "100 / 500 points")
+    done, text = launch.progress("analysis", "id", {"tokens": 500}, none, rows([(500, 1.0)]))
+    assert done == 1.0 and "computing" in text

@@ -96,7 +96,7 @@ def test_bad_method_options_name_the_field(tokenizer):
         build("manifold", model, {"target_modules": ["attn_qq"]})
     with pytest.raises(GeodiagError, match="r_div=1000 leaves no rank"):
         build("manifold", model, {"r_div": 1000})
-    with pytest.raises(GeodiagError, match="probe_mode must be 'learned' or 'pca'"):
+    with pytest.raises(GeodiagError, match="probe_mode must be learned or pca, got 'magic'"):
         build("manifold", model, {"probe_mode": "magic"})
     with pytest.raises(GeodiagError, match="Unknown option"):
         build("lora", model, {"rank": 4})

@@ -9,7 +9,7 @@ import torch
 
 from geodiag.collectors import subspace_rows
 from geodiag.methods import build
-from geodiag.metrics import effective_rank, factor_svd, principal_angles
+from geodiag.metrics import effective_rank, factor_svd, principal_angles, random_subspace_angle
 from geodiag.models import linear_modules, load_model, tiny_model
 
 
@@ -97,12 +97,34 @@ def test_manifold_subspace_rows_include_the_probe_pairs(tok):
     adapted = build("manifold", model, {"r_div": 4, "probe_div": 8})
     batch = _batch(tok)
     fresh = {r["name"] for r in subspace_rows(adapted, batch, 2, 0, 0.0)}  # B = 0: Delta W has no subspace yet
-    assert fresh == {"subspace/angle_grad_probe"}
+    assert fresh == {"subspace/angle_grad_probe", "subspace/random_grad_probe"}
     with torch.no_grad():
         for a in adapted.adapters_.values():
             a.B.normal_()
-    names = {r["name"] for r in subspace_rows(adapted, batch, 2, 1, 0.0)}
-    assert names == {"subspace/angle_dw_grad", "subspace/angle_dw_probe", "subspace/angle_grad_probe"}
+    rows = subspace_rows(adapted, batch, 2, 1, 0.0)
+    pairs = ("dw_grad", "dw_probe", "grad_probe")
+    assert {r["name"] for r in rows} == {f"subspace/{kind}_{p}" for kind in ("angle", "random") for p in pairs}
+    # dense reference for one module: the top-2 row space of Delta W against the whole probe span of its layer
+    view = adapted.adapters()[0]
+    Q = adapted.probes[view.layer].basis().detach().double()  # (h, p)
+    assert Q.shape[1] > 2  # a first-2-columns cut of Q would give different angles
+    dW = view.scaling * (view.B.double() * view.gates.double()) @ view.A.double()  # (d_out, d_in)
+    want = principal_angles(torch.linalg.svd(dW)[2][:2].T, Q)
+    got = sorted(r["value"] for r in rows if r["module"] == view.module and r["name"] == "subspace/angle_dw_probe")
+    assert np.allclose(got, sorted(want.tolist()), atol=1e-6)
+    chance = [r["value"] for r in rows if r["module"] == view.module and r["name"] == "subspace/random_dw_probe"]
+    assert chance == [random_subspace_angle(Q.shape[0], 2, Q.shape[1])]
+
+
+def test_random_subspace_angle_known_answers():
+    # two random lines in the plane: the angle is uniform on [0, 90], so its mean is 45
+    assert abs(random_subspace_angle(2, 1, 1, draws=4000) - 45.0) < 1.5
+    assert random_subspace_angle(5, 2, 5) < 1e-6  # a subspace filling the space contains every other
+    # in high dimension small random subspaces are nearly orthogonal, and a larger partner pulls them closer
+    wide = random_subspace_angle(576, 8, 8)
+    assert 80 < wide < 90 and random_subspace_angle(576, 8, 64) < wide
+    with pytest.raises(ValueError, match="1..n"):
+        random_subspace_angle(4, 2, 5)
 
 
 def test_full_finetuning_records_gid_of_the_step_gradient(tmp_path, tok):

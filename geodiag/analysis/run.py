@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,7 +14,8 @@ from geodiag.analysis import allocation as alloc
 from geodiag.analysis.sweeps import THRESHOLDS, gradient_sweep, hidden_state_sweep
 from geodiag.collectors import row
 from geodiag.data import DEFAULT_TASK, batch_stream, encode, load_data
-from geodiag.methods.base import option
+from geodiag.errors import GeodiagError
+from geodiag.methods.base import check_choices, option
 from geodiag.models import load_model, module_shapes, resolve_targets
 from geodiag.store import DEFAULT_STORE, Writer
 
@@ -28,17 +30,29 @@ class AnalyzeConfig:
     batch_size: int = option(4, "examples per mini-batch")
     max_length: int = option(128, "maximum tokens per example")
     tokens: int = option(4000, "ID: points per layer (non-padding tokens, or sequences with --pooling mean)")
-    pooling: str = option("tokens", "ID: 'tokens' or 'mean' (mean-pooled sequences)")
+    pooling: str = option("tokens", "ID: 'tokens' or 'mean' (mean-pooled sequences)", choices=("tokens", "mean"))
     rank: int = option(8, "reference LoRA rank r (RaLoRA, RaLoRA-Pro r_ref)")
     n_max: int = option(32, "RaLoRA maximum number of blocks")
-    block_rounding: str = option("floor", "RaLoRA exponent rounding: floor (SPEC), ceil (003 Eq. 4) or round")
-    rank_rounding: str = option("round", "RaLoRA-Pro / LoRA+GID rank rounding: round (SPEC), ceil (Eq. 8), floor")
+    block_rounding: str = option("floor", "RaLoRA exponent rounding: floor (SPEC), ceil (003 Eq. 4) or round",
+                                 choices=alloc.ROUNDINGS)
+    rank_rounding: str = option("round", "RaLoRA-Pro / LoRA+GID rank rounding: round (SPEC), ceil (Eq. 8), floor",
+                                choices=alloc.ROUNDINGS)
     gelora_scale: float = option(1.0, "GeLoRA budget scale on r_i = max(d_{i+1} - d_i, 0) + 1")
     seed: int = option(0, "seed for the data")
     train_size: int = option(2000, "items generated for a reasoning-gym task")
     store: str = option(DEFAULT_STORE, "DuckDB store file")
     run_name: str | None = option(None, "a readable name")
     trust_remote_code: bool = option(False, "allow a model's own code to run")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.targets, str):
+            self.targets = [t.strip() for t in self.targets.split(",") if t.strip()]
+        for name in ("batches", "batch_size", "max_length", "tokens", "rank", "n_max"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise GeodiagError(f"{name} must be a positive integer, got {getattr(self, name)!r}.")
+        if not self.gelora_scale > 0:
+            raise GeodiagError(f"gelora_scale must be positive, got {self.gelora_scale!r}.")
+        check_choices(self)
 
 
 def _setup(cfg: AnalyzeConfig, kind: str):
@@ -61,7 +75,7 @@ def analyze_gid(cfg: AnalyzeConfig, *, progress: bool = True) -> str:
     lm, stream, targets, shapes, writer, run_id = _setup(cfg, "gid")
     with _recorded(writer, run_id):
         stats = gradient_sweep(lm.model, itertools.islice(stream, cfg.batches), targets, total=cfg.batches,
-                               progress=progress)
+                               progress=progress, on_batch=_progress(writer, run_id, cfg.batches))
         rows = []
         for s in stats:
             where = {"module": s.module, "layer": s.layer, "module_type": s.module_type}
@@ -88,7 +102,8 @@ def analyze_gid(cfg: AnalyzeConfig, *, progress: bool = True) -> str:
 def analyze_id(cfg: AnalyzeConfig, *, progress: bool = True) -> str:
     lm, stream, targets, shapes, writer, run_id = _setup(cfg, "id")
     with _recorded(writer, run_id):
-        profile = hidden_state_sweep(lm.model, stream, cfg.tokens, pooling=cfg.pooling, progress=progress)
+        profile = hidden_state_sweep(lm.model, stream, cfg.tokens, pooling=cfg.pooling, progress=progress,
+                                     on_batch=_progress(writer, run_id, cfg.tokens))
         rows = []
         for g in profile:
             where = {"module": f"hidden_states.{g.layer}", "layer": g.layer}
@@ -99,6 +114,17 @@ def analyze_id(cfg: AnalyzeConfig, *, progress: bool = True) -> str:
         rows += allocation_rows("gelora", alloc.gelora([g.twonn for g in profile], shapes, scale=cfg.gelora_scale))
         writer.append(run_id, rows)
     return run_id
+
+
+def _progress(writer: Writer, run_id: str, total: int):
+    """A sweep callback that records `analysis/progress` (fraction done, step = units done: batches for GID,
+    points for ID), so a dashboard following the run from the store alone can draw a progress bar."""
+    start = time.monotonic()
+
+    def record(done: int) -> None:
+        writer.append(run_id, [row(done, time.monotonic() - start, "analysis/progress", done / total)])
+
+    return record
 
 
 @contextlib.contextmanager

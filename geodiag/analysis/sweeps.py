@@ -11,7 +11,7 @@ token representations entering and leaving every block (hidden_states[0..L]).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -38,8 +38,10 @@ class GradientStats:
 
 
 def gradient_sweep(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]], targets: list[str], *,
-                   total: int | None = None, progress: bool = True) -> list[GradientStats]:
-    """Accumulated gradients of the target weights over the batches (sum, as Alg. 1), and their statistics."""
+                   total: int | None = None, progress: bool = True,
+                   on_batch: Callable[[int], None] | None = None) -> list[GradientStats]:
+    """Accumulated gradients of the target weights over the batches (sum, as Alg. 1), and their statistics.
+    on_batch(n) is told each time n batches are done (the store records it for the dashboard's progress)."""
     linears = linear_modules(model)
     weights = {name: linears[name].weight for name in targets}
     was = {p: p.requires_grad for p in model.parameters()}
@@ -58,6 +60,8 @@ def gradient_sweep(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]],
         for batch in tqdm(batches, total=total, desc="gradients", unit="batch", disable=not progress):
             model(**batch).loss.backward()
             n += 1
+            if on_batch:
+                on_batch(n)
     finally:
         for h in handles:
             h.remove()
@@ -98,8 +102,10 @@ class LayerGeometry:
 
 @torch.no_grad()
 def hidden_state_sweep(model: nn.Module, batches: Iterator[dict[str, torch.Tensor]], tokens: int, *,
-                       pooling: str = "tokens", progress: bool = True) -> list[LayerGeometry]:
-    """TwoNN and PR of hidden_states[0..L] over `tokens` non-padding tokens (or mean-pooled sequences)."""
+                       pooling: str = "tokens", progress: bool = True,
+                       on_batch: Callable[[int], None] | None = None) -> list[LayerGeometry]:
+    """TwoNN and PR of hidden_states[0..L] over `tokens` non-padding tokens (or mean-pooled sequences).
+    on_batch(n) is told after each batch how many of the `tokens` points are collected."""
     if pooling not in ("tokens", "mean"):
         raise ValueError("pooling must be 'tokens' or 'mean'")
     model.eval()
@@ -119,6 +125,8 @@ def hidden_state_sweep(model: nn.Module, batches: Iterator[dict[str, torch.Tenso
         got = int(mask.sum()) if pooling == "tokens" else mask.shape[0]
         have += got
         bar.update(got)
+        if on_batch:
+            on_batch(min(have, tokens))
     bar.close()
     out = []
     for i, chunks in enumerate(per_layer):

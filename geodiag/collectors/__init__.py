@@ -25,6 +25,7 @@ from geodiag.metrics import (
     participation_ratio,
     powerlaw_exponent,
     principal_angles,
+    random_subspace_angle,
     stable_rank,
 )
 from geodiag.models import backbone, layer_index, linear_modules, module_type
@@ -166,8 +167,11 @@ def subspace_rows(adapted: Adapted, batch: dict[str, torch.Tensor], k: int, step
     - subspace/angle_dw_grad: column space of Delta W (top-k left singular vectors, from the factors) vs the
       top-k left singular subspace of G, the full fine-tuning gradient of the frozen W on the record batch.
     - subspace/angle_dw_probe and subspace/angle_grad_probe (ManifoldLoRA): the probe basis Q lives in
-      the layer's input space, so it is compared with the top-k right singular (row) subspaces of Delta W
-      and of G, which live there too.
+      the layer's input space, so all of span(Q) (p directions) is compared with the top-k right singular
+      (row) subspaces of Delta W and of G, which live there too: min(k, p) angles, each measuring how far a
+      row direction of Delta W or G sits outside the probe's span.
+    Each pair also gets subspace/random_* (no idx): the mean angle two random subspaces of the same
+    dimensions would make, the line a measured angle has to clear to mean anything.
     Rows are skipped where a subspace is undefined (Delta W = 0 at step 0).
     """
     views = adapted.adapters()
@@ -186,12 +190,14 @@ def subspace_rows(adapted: Adapted, batch: dict[str, torch.Tensor], k: int, step
         Ud, Vd = Ud.cpu()[:, keep], Vd.cpu()[:, keep]
         Q = probes.get(v.layer)
         pairs = {"subspace/angle_dw_grad": (Ud, Ug)}
-        if Q is not None:
-            pairs |= {"subspace/angle_dw_probe": (Vd, Q[:, :k]), "subspace/angle_grad_probe": (Vg, Q[:, :k])}
+        if Q is not None:  # the whole probe span: its columns carry no order, so a first-k cut would be arbitrary
+            pairs |= {"subspace/angle_dw_probe": (Vd, Q), "subspace/angle_grad_probe": (Vg, Q)}
         for name, (X, Y) in pairs.items():
             if X.shape[1] and Y.shape[1]:
                 angles = principal_angles(X, Y)
                 rows += [row(step, wall, name, a, idx=i, **where) for i, a in enumerate(angles.tolist())]
+                chance = random_subspace_angle(X.shape[0], X.shape[1], Y.shape[1])  # same dimensions, random
+                rows.append(row(step, wall, name.replace("/angle_", "/random_"), chance, **where))
     return rows
 
 

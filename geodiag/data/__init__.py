@@ -49,6 +49,13 @@ def load_data(task: str | None = DEFAULT_TASK, dataset: str | None = None, *, n_
     return load_task(task or DEFAULT_TASK, n_train=n_train, n_eval=n_eval, seed=seed, options=options)
 
 
+def task_names() -> list[str]:
+    """Every reasoning-gym task this install can generate, for pickers (the Launch page)."""
+    from reasoning_gym.factory import DATASETS
+
+    return sorted(DATASETS)
+
+
 def load_task(name: str, *, n_train: int = 2000, n_eval: int = 64, seed: int = 0,
               options: dict | None = None) -> TaskData:
     """Seeded reasoning-gym train and eval splits with no question in both."""

@@ -58,7 +58,7 @@ FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
                (*_ALLOC, "gate/effective_rank", "adalora/rank", "gid/erank"),
                "geodiag analyze gid and geodiag analyze id (and train runs on the same model)", rows=1,
                scope="model"),
-    FigureSpec("subspace", "Subspace angles: ΔW, gradient and probe", rank.subspace, tuple(rank.SUBSPACE),
+    FigureSpec("subspace", "Subspace angles: ΔW, gradient and probe", rank.subspace, rank.SUBSPACE_METRICS,
                "geodiag train --subspace-k 8", rows=1),
 ]}
 

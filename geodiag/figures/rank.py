@@ -194,13 +194,15 @@ def atlas(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.0,
 
 SUBSPACE = {"subspace/angle_dw_grad": "ΔW vs gradient (column spaces)",
             "subspace/angle_dw_probe": "ΔW rows vs probe Q", "subspace/angle_grad_probe": "gradient rows vs probe Q"}
+CHANCE = {n: n.replace("/angle_", "/random_") for n in SUBSPACE}  # each pair's random-subspace reference
+SUBSPACE_METRICS = (*SUBSPACE, *CHANCE.values())
 
 
 def subspace(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.0,
              labels: dict[str, str] | None = None) -> go.Figure:
     """Principal angles (beyond the papers): (a) mean angle over steps per subspace pair, (b) per layer."""
-    one = first_run(df[df["name"].isin(SUBSPACE)])
-    if one.empty:
+    one = first_run(df[df["name"].isin(SUBSPACE_METRICS)])
+    if not one["name"].isin(SUBSPACE).any():
         return empty_figure("no subspace angles: train with --subspace-k 8")
     now = at_step(one, step)
     fig = grid(1, 2, ["(a) mean principal angle over steps", f"(b) per layer, step {int(now['step'].iloc[0])}"])
@@ -215,10 +217,24 @@ def subspace(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.
         layer = pick(now, name).groupby("layer", as_index=False)["value"].mean()
         fig.add_trace(go.Scatter(x=layer["layer"], y=layer["value"], mode="lines+markers", name=title,
                                  legendgroup=name, showlegend=False, line={"color": color}), row=1, col=2)
+        _chance(fig, one, now, name, title, color)
     fig.add_hline(y=90, line_dash="dot", line_color="gray", row=1, col=1, annotation_text="orthogonal",
                   annotation_font_size=9)
+    if one["name"].isin(CHANCE.values()).any():
+        note(fig, 1, 2, "dashed: random subspaces of the same dimensions", where="top")
     fig.update_xaxes(title_text="step", row=1, col=1)
     fig.update_xaxes(title_text="layer", row=1, col=2)
     fig.update_yaxes(title_text="mean angle (degrees)", range=[0, 92], row=1, col=1)
     fig.update_yaxes(title_text="mean angle (degrees)", range=[0, 92], row=1, col=2)
     return fig
+
+
+def _chance(fig: go.Figure, one: pd.DataFrame, now: pd.DataFrame, name: str, title: str, color: str) -> None:
+    """The random-subspace reference of one pair, dashed in its colour and legend group, beside its curves."""
+    over_steps = pick(one, CHANCE[name]).groupby("step", as_index=False)["value"].mean()
+    per_layer = pick(now, CHANCE[name]).groupby("layer", as_index=False)["value"].mean()
+    for col, frame, x in ((1, over_steps, "step"), (2, per_layer, "layer")):
+        if not frame.empty:
+            fig.add_trace(go.Scatter(x=frame[x], y=frame["value"], mode="lines", name=f"{title}: random",
+                                     legendgroup=name, showlegend=False, hoverinfo="name+y",
+                                     line={"color": color, "dash": "dash", "width": 1}), row=1, col=col)

@@ -22,7 +22,8 @@ class AllocatedLoraConfig(MethodConfig):
                                        "lora-gid, `analyze id` for gelora); without it the analysis runs first")
     alpha_ratio: float = option(2.0, "alpha / r of every module (the scaling alpha / r stays constant)")
     dropout: float = option(0.0, "dropout on the adapter input")
-    rank_rounding: str = option("round", "LoRA+GID: rank = rounding(GID): round (SPEC), ceil or floor")
+    rank_rounding: str = option("round", "LoRA+GID: rank = rounding(GID): round (SPEC), ceil or floor",
+                                choices=alloc.ROUNDINGS)
     gelora_scale: float = option(1.0, "GeLoRA: budget scale on r_i = max(d_{i+1} - d_i, 0) + 1")
     gid_batches: int = option(16, "mini-batches for the GID sweep when no analysis run is given")
     id_tokens: int = option(4000, "tokens per layer for the ID sweep when no analysis run is given")
@@ -30,7 +31,6 @@ class AllocatedLoraConfig(MethodConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         self._require(self.alpha_ratio > 0, "alpha_ratio", "positive")
-        self._require(self.rank_rounding in alloc.ROUNDINGS, "rank_rounding", "floor, ceil or round")
         self._require(self.gelora_scale > 0, "gelora_scale", "positive")
 
 

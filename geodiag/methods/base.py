@@ -19,11 +19,24 @@ from torch import nn
 from geodiag.errors import GeodiagError
 
 
-def option(default, help: str, **kw):  # noqa: A002 - mirrors argparse's vocabulary
-    """A config field whose help text is shown by the CLI and the Launch page."""
+def option(default, help: str, *, choices: tuple | None = None):  # noqa: A002 - mirrors argparse's vocabulary
+    """A config field whose help text (and, for a closed set of values, its choices) the CLI and the Launch
+    page show; `check_choices` enforces the choices for every config alike."""
+    metadata = {"help": help} | ({"choices": tuple(choices)} if choices else {})
     if isinstance(default, list | dict):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
-    return field(default=default, metadata={"help": help, **kw})
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def check_choices(config) -> None:
+    """Raise one sentence naming the field, its bad value and the allowed ones, for any field declared with
+    choices whose value is not among them (called from the configs' __post_init__)."""
+    for f in dataclasses.fields(config):
+        allowed = f.metadata.get("choices")
+        value = getattr(config, f.name)
+        if allowed and value not in allowed:
+            listed = ", ".join(map(str, allowed[:-1])) + f" or {allowed[-1]}" if len(allowed) > 1 else str(allowed[0])
+            raise GeodiagError(f"{f.name} must be {listed}, got {value!r}.")
 
 
 @dataclass
@@ -35,6 +48,7 @@ class MethodConfig:
             self.target_modules = [t.strip() for t in self.target_modules.split(",") if t.strip()]
         if not self.target_modules:
             raise GeodiagError("target_modules is empty; name at least one linear module, e.g. q_proj,v_proj.")
+        check_choices(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> MethodConfig:

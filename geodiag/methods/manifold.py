@@ -41,9 +41,10 @@ class ManifoldConfig(MethodConfig):
     lr_factors: float = option(1e-4, "learning rate of A, B and the probe bases")
     lr_gates: float = option(1e-3, "learning rate of the gate logits")
     lr_temperature: float = option(1e-3, "learning rate of the log-temperatures")
-    init: str = option("lora", "'lora': A Kaiming-uniform, B zero (starts at the base model); 'random': B small too")
+    init: str = option("lora", "'lora': A Kaiming-uniform, B zero (starts at the base model); 'random': B small too",
+                       choices=("lora", "random"))
     probe_mode: str = option("learned", "'learned' (the paper) or 'pca': Q = top principal directions of the "
-                             "projection inputs, refreshed every pca_every steps")
+                             "projection inputs, refreshed every pca_every steps", choices=("learned", "pca"))
     pca_every: int = option(25, "steps between PCA probe refreshes (probe_mode=pca)")
     eps: float = option(1e-8, "epsilon in the alignment loss denominator")
 
@@ -55,8 +56,6 @@ class ManifoldConfig(MethodConfig):
         self._require(self.lambda_s >= 0, "lambda_s", "non-negative")
         self._require(self.lambda_a >= 0, "lambda_a", "non-negative")
         self._require(0 <= self.lambda_a_warmup <= 1, "lambda_a_warmup", "a fraction in [0, 1]")
-        self._require(self.init in ("lora", "random"), "init", "'lora' or 'random'")
-        self._require(self.probe_mode in ("learned", "pca"), "probe_mode", "'learned' or 'pca'")
         self._require(self.pca_every >= 1, "pca_every", "a positive integer")
 
 

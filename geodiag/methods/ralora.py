@@ -28,8 +28,10 @@ class RaLoraConfig(MethodConfig):
     r: int = option(8, "rank of every block (RaLoRA) or reference rank r_ref (RaLoRA-Pro)")
     alpha: float = option(16.0, "scaling numerator: each block is scaled by alpha / r")
     n_max: int = option(32, "maximum number of blocks (a power of two)")
-    block_rounding: str = option("floor", "exponent rounding: floor (SPEC), ceil (003 Eq. 4) or round")
-    rank_rounding: str = option("round", "RaLoRA-Pro rank rounding: round (SPEC) or ceil (003 Eq. 8)")
+    block_rounding: str = option("floor", "exponent rounding: floor (SPEC), ceil (003 Eq. 4) or round",
+                                 choices=alloc.ROUNDINGS)
+    rank_rounding: str = option("round", "RaLoRA-Pro rank rounding: round (SPEC), ceil (003 Eq. 8) or floor",
+                                choices=alloc.ROUNDINGS)
     pro: bool = option(False, "RaLoRA-Pro: importance-based ranks first (set by --method ralora-pro)")
     from_analysis: str | None = option(None, "run id of a `geodiag analyze gid` run to take GIDs from")
     gid_batches: int = option(16, "mini-batches for the GID sweep when no analysis run is given")
@@ -39,8 +41,6 @@ class RaLoraConfig(MethodConfig):
         self._require(self.r >= 1, "r", "a positive integer")
         self._require(self.alpha > 0, "alpha", "positive")
         self._require(self.n_max >= 1 and not self.n_max & (self.n_max - 1), "n_max", "a power of two")
-        self._require(self.block_rounding in alloc.ROUNDINGS, "block_rounding", "floor, ceil or round")
-        self._require(self.rank_rounding in alloc.ROUNDINGS, "rank_rounding", "floor, ceil or round")
         self._require(self.gid_batches >= 1, "gid_batches", "a positive integer")
 
 

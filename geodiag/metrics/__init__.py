@@ -4,7 +4,7 @@ Nothing here knows about models, stores or plots; collectors call these, and tes
 known answers and dense references.
 """
 
-from geodiag.metrics.geometry import orthonormality_error, participation_ratio, principal_angles
+from geodiag.metrics.geometry import orthonormality_error, participation_ratio, principal_angles, random_subspace_angle
 from geodiag.metrics.gradient import empirical_fisher, fisher_term, importance
 from geodiag.metrics.intrinsic_dim import TwoNNResult, twonn
 from geodiag.metrics.spectrum import (
@@ -35,6 +35,7 @@ __all__ = [
     "participation_ratio",
     "powerlaw_exponent",
     "principal_angles",
+    "random_subspace_angle",
     "singular_values",
     "stable_rank",
     "threshold_rank",

@@ -1,7 +1,9 @@
-"""Geometry of representations: participation ratio (ManifoldLoRA 002 Eq. 5) and probe orthonormality
-(002 Fig. 3c)."""
+"""Geometry of representations: participation ratio (ManifoldLoRA 002 Eq. 5), probe orthonormality
+(002 Fig. 3c), and principal angles between subspaces with their random-subspace reference."""
 
 from __future__ import annotations
+
+import functools
 
 import torch
 
@@ -63,3 +65,20 @@ def principal_angles(U: ArrayLike, V: ArrayLike) -> torch.Tensor:
     sin = torch.sort(torch.linalg.svdvals(Qv - Qu @ M).clamp(0.0, 1.0)).values  # ascending: same order
     angles = torch.where(sin * sin < 0.5, torch.arcsin(sin), torch.arccos(cos))
     return torch.rad2deg(angles)
+
+
+@functools.lru_cache(maxsize=256)
+def random_subspace_angle(n: int, k1: int, k2: int, *, draws: int = 16, seed: int = 0) -> float:
+    """Mean principal angle (degrees) between two independent uniformly random subspaces of dimensions k1
+    and k2 in R^n, by Monte Carlo over `draws` seeded pairs (Gaussian matrices span Haar-random subspaces).
+
+    The reference a measured angle needs: two random 8-dimensional subspaces of R^576 already sit near 83
+    degrees, two random lines in the plane at 45 on average, and any subspace at 0 from one that fills the
+    space (k = n). Cached per shape, since collectors ask for the same few shapes at every record step.
+    """
+    if min(k1, k2) < 1 or max(k1, k2) > n:
+        raise ValueError(f"subspace dimensions {k1} and {k2} must lie in 1..n={n}.")
+    g = torch.Generator().manual_seed(seed)
+    means = [principal_angles(torch.randn(n, k1, generator=g, dtype=torch.float64),
+                              torch.randn(n, k2, generator=g, dtype=torch.float64)).mean() for _ in range(draws)]
+    return float(torch.stack(means).mean())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from geodiag.data import DEFAULT_TASK
 from geodiag.errors import GeodiagError
-from geodiag.methods.base import option
+from geodiag.methods.base import check_choices, option
 from geodiag.store import DEFAULT_STORE
 
 
@@ -48,8 +48,9 @@ class TrainConfig:
     method_options: dict = option({}, "method options, e.g. {r: 8} or {lambda_s: 0.05}")
     task_options: dict = option({}, "reasoning-gym task options, e.g. {max_digits: 3}")
     gradient_checkpointing: bool = option(False, "trade compute for memory")
-    dtype: str = option("auto", "auto (fp32 on CPU, bf16 on capable GPUs), float32 or bfloat16")
-    device: str = option("auto", "auto, cpu or cuda")
+    dtype: str = option("auto", "auto (fp32 on CPU, bf16 on capable GPUs), float32 or bfloat16",
+                        choices=("auto", "float32", "bfloat16"))
+    device: str = option("auto", "auto, cpu or cuda", choices=("auto", "cpu", "cuda"))
     trust_remote_code: bool = option(False, "allow a model's own code to run (off unless you trust it)")
 
     def __post_init__(self) -> None:
@@ -63,10 +64,7 @@ class TrainConfig:
             raise GeodiagError(f"lr must be positive, got {self.lr!r}.")
         if not 0 <= self.warmup < 1:
             raise GeodiagError(f"warmup must be a fraction in [0, 1), got {self.warmup!r}.")
-        if self.dtype not in ("auto", "float32", "bfloat16"):
-            raise GeodiagError(f"dtype must be auto, float32 or bfloat16, got {self.dtype!r}.")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise GeodiagError(f"device must be auto, cpu or cuda, got {self.device!r}.")
+        check_choices(self)
         if isinstance(self.target_modules, str):
             self.target_modules = [t.strip() for t in self.target_modules.split(",") if t.strip()]
 

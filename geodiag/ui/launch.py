@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from geodiag.errors import GeodiagError
 
 SCHEMA_TIMEOUT_S = 120
@@ -126,3 +128,19 @@ def tail(path: str, lines: int = 6) -> str:
 
 
 _CHILDREN: dict[int, subprocess.Popen] = {}
+
+
+def progress(kind: str, method: str, config: dict, loss: pd.DataFrame, sweep: pd.DataFrame) -> tuple[float, str]:
+    """How far a run is (0..1) and a caption in its unit: training steps from `loss/lm`, or an analysis's
+    batches (GID) or points (ID) from `analysis/progress`. Both frames are tidy metric rows of the run."""
+    if kind == "analysis":
+        if sweep.empty:
+            return 0.0, "starting the sweep..."
+        last = sweep.loc[sweep["step"].idxmax()]
+        if last["value"] >= 1.0:
+            return 1.0, "sweep done; computing the statistics and allocations..."
+        total, unit = (config.get("batches"), "batches") if method == "gid" else (config.get("tokens"), "points")
+        return float(last["value"]), f"{int(last['step'])} / {total} {unit}"
+    total = int(config.get("steps") or 0)
+    done = int(loss["step"].max()) if not loss.empty else 0
+    return (min(1.0, done / total), f"step {done} / {total}") if total else (0.0, "starting...")
