@@ -129,3 +129,18 @@ def test_rename_and_delete_from_the_runs_page(dashboard_store, tmp_path):
     at.checkbox(key="manage-sure").check().run()
     next(b for b in at.button if b.label == "Delete").click().run()
     assert rid not in set(Reader(store).runs()["run_id"])
+
+
+def test_launch_offers_pickers_and_follows_a_running_analysis(tmp_path):
+    store = tmp_path / "s.duckdb"
+    w = Writer(store)
+    rid = w.create_run(name="gid sweep", kind="analysis", method="gid", model="tiny", config={"batches": 16})
+    w.append(rid, [{"step": s, "name": "analysis/progress", "value": s / 16} for s in (1, 2, 3, 4)])
+    at = run_app(store, "launch.py")
+    assert not at.exception
+    task = at.selectbox(key="l-task")
+    assert task.value == "basic_arithmetic" and "leg_counting" in task.options  # every reasoning-gym task
+    assert at.selectbox(key="l-manifold-probe_mode").options == ["learned", "pca"]  # the config's choices
+    assert at.selectbox(key="l-dtype").options == ["auto", "float32", "bfloat16"]
+    bars = [e.proto for e in at.get("progress")]
+    assert [(b.value, b.text) for b in bars] == [(25, "4 / 16 batches")]  # read from the store alone
