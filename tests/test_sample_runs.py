@@ -39,3 +39,14 @@ def test_every_figure_has_data_in_the_sample_store(reader):
                 drawn = True
                 break
         assert drawn, f"no run in the sample store draws the {name} figure"
+
+
+def test_sample_runs_are_recorded_by_the_current_collectors(reader):
+    # every measured subspace angle carries its random-subspace reference: a stale store would lack it
+    runs = reader.runs()
+    rid = runs.loc[runs["method"] == "manifold", "run_id"].iloc[0]
+    names = set(reader.metric_names(rid))
+    for pair in ("dw_grad", "dw_probe", "grad_probe"):
+        assert {f"subspace/angle_{pair}", f"subspace/random_{pair}"} <= names, pair
+    chance = reader.metric(rid, "subspace/random_dw_probe")["value"]
+    assert chance.between(0, 90).all()
