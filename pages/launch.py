@@ -24,11 +24,11 @@ def schema() -> dict:
     return launcher.schema()
 
 
-def widget(field: dict, key: str, column=st):
+def widget(field: dict, key: str, column=st, label: str | None = None):
     """One input for a config field, typed by its default and annotation (a picker when it has choices),
     help text from its metadata."""
     name, default, kind, text = field["name"], field["default"], str(field["type"]), field["help"]
-    label = name.replace("_", " ")
+    label = label or name.replace("_", " ")
     if field.get("choices"):
         choices = list(field["choices"])
         return column.selectbox(label, choices, index=choices.index(default), key=key, help=text)
@@ -79,7 +79,7 @@ with train_tab:
     methods = opts["methods"]
     method = c2.selectbox("Method", list(methods), index=list(methods).index("manifold"), key="l-method",
                           format_func=lambda m: f"{m}: {methods[m]['summary']}")
-    task = widget(train_fields["task"], "l-task", column=c3)
+    task = widget(train_fields["task"], "l-task", column=c3, label="Task")
     dataset = c3.text_input("or dataset (JSONL/CSV path)", "", key="l-dataset", help=train_fields["dataset"]["help"])
     st.markdown("**Training** (paper defaults filled in)")
     cols = st.columns(4)
