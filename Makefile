@@ -54,8 +54,7 @@ app: install
 	@mkdir -p $(dir $(STORE))
 	@if [ ! -e "$(STORE)" ] && [ -e sample_runs/geodiag.duckdb ]; then \
 	  cp sample_runs/geodiag.duckdb "$(STORE)" && echo "Copied the sample runs to $(STORE)"; fi
-	GEODIAG_STORE="$(STORE)" $(BIN)/streamlit run app.py --server.address $(HOST) --server.port $(PORT) \
-	  --server.headless true --browser.gatherUsageStats false
+	$(BIN)/geodiag dashboard --store "$(STORE)" --host $(HOST) --port $(PORT)
 
 lint: dev
 	$(BIN)/ruff check .

@@ -1,4 +1,5 @@
-"""geodiag dashboard: `make app`, or `streamlit run app.py` with GEODIAG_STORE pointing at a store.
+"""geodiag dashboard: `make app` or `geodiag dashboard --store S` (or a bare `streamlit run app.py` with
+GEODIAG_STORE pointing at a store).
 
 The entry sets the page up, draws the shared sidebar (store, run filters, the run to show, runs to compare,
 smoothing) and hands over to the page files in pages/. Nothing here imports torch.
@@ -10,7 +11,7 @@ import streamlit as st
 
 from geodiag.errors import GeodiagError
 from geodiag.store import DEFAULT_STORE
-from geodiag.ui import FILTERS, filtered, labels, load_runs
+from geodiag.ui import FILTERS, PAGES, filtered, labels, load_runs
 
 st.set_page_config(page_title="geodiag", page_icon=":material/insights:", layout="wide")
 
@@ -55,15 +56,4 @@ def sidebar() -> None:
 with st.sidebar:
     sidebar()
 
-PAGES = [
-    st.Page("pages/runs.py", title="Runs", icon=":material/table_rows:", default=True),
-    st.Page("pages/dynamics.py", title="Training dynamics", icon=":material/show_chart:"),
-    st.Page("pages/gates.py", title="Gates & effective rank", icon=":material/tune:"),
-    st.Page("pages/geometry.py", title="Manifold geometry", icon=":material/scatter_plot:"),
-    st.Page("pages/spectrum.py", title="ΔW spectrum", icon=":material/equalizer:"),
-    st.Page("pages/gid.py", title="GID (RaLoRA)", icon=":material/grid_on:"),
-    st.Page("pages/intrinsic.py", title="Intrinsic dimension", icon=":material/timeline:"),
-    st.Page("pages/atlas.py", title="Rank allocation atlas", icon=":material/view_week:"),
-    st.Page("pages/launch.py", title="Launch", icon=":material/rocket_launch:"),
-]
-st.navigation(PAGES).run()
+st.navigation([st.Page(p.path, title=p.title, icon=p.icon, default=p.default) for p in PAGES]).run()

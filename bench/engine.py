@@ -1,7 +1,7 @@
 """Training-engine benchmarks on the embedded model, each pair timed side by side in one process.
 
 - ManifoldLoRA step vs peft LoRA with the same per-module rank (r_max) on the same batches (goal <= 1.05x;
-  paper 002 reports 1.12x).
+  ManifoldLoRA reports 1.12x).
 - ManifoldLoRA steps with diagnostics recorded every 10 steps (spectra, gates, probes, participation
   ratios, written to a real store) vs no recording (goal <= 1.03x).
 """
@@ -15,13 +15,14 @@ import time
 import torch
 
 from geodiag import methods
-from geodiag.collectors import activation_rows, adapter_rows
-from geodiag.data import batch_stream, collate, encode, load_task
-from geodiag.methods.peft_methods import LoraAdapted
+from geodiag.data import load_task
+from geodiag.data.tokenise import batch_stream, collate, encode
+from geodiag.methods.lora.model import LoraAdapted
 from geodiag.models import load_model
+from geodiag.names import LOSS_LM
 from geodiag.store import Writer
-from geodiag.train import TrainConfig
-from geodiag.train.loop import Recorder, _train_step
+from geodiag.train import Run, TrainConfig, train_step
+from geodiag.train.recorder import Recorder
 
 
 def _stream(tokenizer, seed: int = 0):
@@ -44,7 +45,7 @@ def _steps(cfg, adapted, stream, opt, n: int, on_step=None) -> list[float]:
     times = []
     for step in range(1, n + 1):
         t0 = time.perf_counter()
-        _train_step(cfg, adapted, stream, adapted.trainable(), opt, torch.device("cpu"), step, 1)
+        train_step(Run(cfg, adapted, stream, opt), step)
         adapted.after_step(step)
         opt.zero_grad(set_to_none=True)
         if on_step is not None:
@@ -93,15 +94,13 @@ def bench_recording(model_name: str = "smollm2", steps: int = 20, record_every: 
     recording = []
     with tempfile.TemporaryDirectory() as tmp:
         writer = Writer(f"{tmp}/s.duckdb")
-        rec = Recorder(writer, writer.create_run(name="bench", kind="train"))
+        rec = Recorder(cfg, adapted, None, record, None, writer, writer.create_run(name="bench", kind="train"))
 
         def on_step(step: int) -> None:
             t0 = time.perf_counter()
-            rec.scalar(step, "loss/lm", 0.0)
+            rec.log(step, {LOSS_LM: 0.0}, opt)
             if step % every == 0:
-                rec.add(adapter_rows(adapted, step, rec.wall()))
-                rec.add(activation_rows(adapted, record, step, rec.wall()))
-                rec.flush()
+                rec.record(step)  # spectra, gates, probes, participation ratios, then a store flush
             recording.append(time.perf_counter() - t0)
 
         _steps(cfg, adapted, stream, opt, 1)  # warm-up

@@ -25,7 +25,8 @@ def _rss_mb() -> float:
 def measure(mode: str, model_name: str, batches: int) -> dict:
 
     from geodiag.analysis.sweeps import gradient_sweep
-    from geodiag.data import batch_stream, encode, load_task
+    from geodiag.data import load_task
+    from geodiag.data.tokenise import batch_stream, encode
     from geodiag.metrics import effective_rank
     from geodiag.models import linear_modules, load_model, resolve_targets
 

@@ -2,8 +2,10 @@
 
 import streamlit as st
 
+from geodiag.names import DEAD_GATE, GATE_VALUE
 from geodiag.ui import page, stepped_figure
 
 runs, ids = page("Gates and effective rank")
-st.caption("Dead gates are those below 0.05 (paper 002 §3). Panel (d) overlays the runs chosen for comparison.")
-stepped_figure("gates", "gate/value", ids, runs, height=640)
+st.caption(f"Dead gates are those below {DEAD_GATE} (ManifoldLoRA §3). Panel (d) overlays the runs chosen for "
+           "comparison.")
+stepped_figure("gates", GATE_VALUE, ids, runs, height=640)

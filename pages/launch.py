@@ -1,7 +1,8 @@
 """Launch: start `geodiag train` or `geodiag analyze` as a separate process, follow it live, cancel it.
 
-Runs survive closing or reloading the tab: they live in their own process group and the store knows their
-PID, so this page finds running runs again from the store alone."""
+The forms are rendered from the configs' option schema (the same one the CLI flags come from), imported
+in-process: the configs are torch-free. Runs survive closing or reloading the tab: they live in their own
+process group and the store knows their PID, so this page finds running runs again from the store alone."""
 
 from pathlib import Path
 
@@ -9,46 +10,24 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from geodiag.config import AnalyzeConfig, TrainConfig
+from geodiag.data import task_names
 from geodiag.errors import GeodiagError
+from geodiag.methods import METHODS
+from geodiag.names import ANALYSIS_PROGRESS, LOSS_LM
+from geodiag.options import schema
 from geodiag.store import Reader
 from geodiag.ui import launch as launcher
 from geodiag.ui import load_metrics, load_runs, run_record, store_path, through_entry
+from geodiag.ui.forms import changed, grid, widget
 
-MAIN_TRAIN = ["steps", "lr", "batch_size", "grad_accum", "max_length", "record_every", "eval_size", "seed"]
-ADVANCED_TRAIN = ["subspace_k", "record_gid_every", "train_size", "record_batch", "warmup", "clip", "weight_decay",
-                  "device", "dtype", "run_name"]
-
-
-@st.cache_data(show_spinner="Reading geodiag's options...")
-def schema() -> dict:
-    return launcher.schema()
+SIDEBAR = {"store"}  # the store comes from the sidebar, not the form
+ANALYSES = {"gid": "GID (RaLoRA): accumulated gradients", "id": "Intrinsic dimension (GeLoRA): TwoNN profile"}
 
 
-def widget(field: dict, key: str, column=st, label: str | None = None):
-    """One input for a config field, typed by its default and annotation (a picker when it has choices),
-    help text from its metadata."""
-    name, default, kind, text = field["name"], field["default"], str(field["type"]), field["help"]
-    label = label or name.replace("_", " ")
-    if field.get("choices"):
-        choices = list(field["choices"])
-        return column.selectbox(label, choices, index=choices.index(default), key=key, help=text)
-    if isinstance(default, bool) or kind == "bool":
-        return st.checkbox(label, value=bool(default), key=key, help=text)
-    if isinstance(default, int) and "float" not in kind:
-        return st.number_input(label, value=default, step=1, key=key, help=text)
-    if isinstance(default, float) or "float" in kind:
-        return st.number_input(label, value=float(default or 0.0), format="%g", key=key, help=text)
-    if isinstance(default, list):
-        value = st.text_input(label, value=",".join(map(str, default)), key=key, help=text)
-        return [v.strip() for v in value.split(",") if v.strip()]
-    value = st.text_input(label, value="" if default is None else str(default), key=key, help=text)
-    return value or None
-
-
-def changed(fields: list[dict], values: dict) -> dict:
-    """Only what differs from the defaults goes on the command line (the run records the full config)."""
-    defaults = {f["name"]: f["default"] for f in fields}
-    return {k: v for k, v in values.items() if v != defaults.get(k)}
+@st.cache_data(show_spinner=False)
+def tasks() -> list[str]:
+    return task_names()
 
 
 def start(args: list[str]) -> None:
@@ -62,74 +41,67 @@ def start(args: list[str]) -> None:
     st.toast(f"Started process {job.pid}")
 
 
-through_entry()
+def checked(validate) -> bool:
+    """Run the configs' own validation before spawning anything: a bad value is one sentence here."""
+    try:
+        validate()
+    except GeodiagError as e:
+        st.error(str(e))
+        return False
+    return True
 
-st.title("Launch")
-try:
-    opts = schema()
-except GeodiagError as e:
-    st.error(str(e))
-    st.stop()
-train_fields = {f["name"]: f for f in opts["train"]}
 
-train_tab, analyze_tab = st.tabs(["Train", "Analyze"])
-with train_tab:
-    c1, c2, c3 = st.columns(3)
-    model = c1.text_input("Model", "smollm2", key="l-model", help=train_fields["model"]["help"])
-    methods = opts["methods"]
-    method = c2.selectbox("Method", list(methods), index=list(methods).index("manifold"), key="l-method",
-                          format_func=lambda m: f"{m}: {methods[m]['summary']}")
-    task = widget(train_fields["task"], "l-task", column=c3, label="Task")
-    dataset = c3.text_input("or dataset (JSONL/CSV path)", "", key="l-dataset", help=train_fields["dataset"]["help"])
-    st.markdown("**Training** (paper defaults filled in)")
-    cols = st.columns(4)
-    values = {}
-    for i, name in enumerate(MAIN_TRAIN):
-        with cols[i % 4]:
-            values[name] = widget(train_fields[name], f"l-{name}")
-    method_fields = [f for f in methods[method]["options"] if f["name"] != "target_modules"]
+def analysis_runs() -> list[str | None]:
+    """None (measure first) and every finished analysis in the store, for `from_analysis` pickers."""
+    try:
+        runs = load_runs(store_path())
+    except GeodiagError:
+        return [None]
+    done = runs[(runs["kind"] == "analysis") & (runs["status"] == "finished")]
+    return [None, *done["run_id"]]
+
+
+def train_form() -> None:
+    specs = [s for s in schema(TrainConfig) if s.group != "file" and s.name not in SIDEBAR]
+    by_name = {s.name: s for s in specs}
+    head = st.columns([1, 2, 1])
+    with head[0]:
+        model = widget(by_name["model"], "l-model")
+    with head[1]:
+        method = widget(by_name["method"], "l-method", choices=list(METHODS))
+        st.caption(METHODS[method].summary)
+    with head[2]:
+        values = {"task": widget(by_name["task"], "l-task", choices=tasks()),
+                  "dataset": widget(by_name["dataset"], "l-dataset")}
+    own = {s.name: s for s in schema(METHODS[method].config)}
+    method_specs = [s for s in own.values() if s.name != "target_modules"]
+    defaults = {"target_modules": own["target_modules"].default}  # the run's option, the method's default
+    choices = {"from_analysis": analysis_runs()}
+    st.markdown("**Training**")
+    values |= grid([s for s in specs if s.group == "basic" and s.name not in ("model", "method", *values)], "l")
     st.markdown(f"**{method} options**")
-    mcols = st.columns(4)
-    method_values = {}
-    for i, f in enumerate(method_fields):
-        with mcols[i % 4]:
-            method_values[f["name"]] = widget(f, f"l-{method}-{f['name']}")
-    targets = next(f for f in methods[method]["options"] if f["name"] == "target_modules")
-    with st.expander("Advanced"):
-        acols = st.columns(4)
-        target_value = acols[0].text_input("target modules", ",".join(targets["default"]), key=f"l-{method}-targets",
-                                           help=targets["help"])
-        for i, name in enumerate(ADVANCED_TRAIN, start=1):
-            with acols[i % 4]:
-                values[name] = widget(train_fields[name], f"l-{name}")
-        trust = st.checkbox("Trust remote code", value=False, key="l-trust",
-                            help="Lets the model repository run its own Python code. Leave off unless you trust it.")
+    options = grid([s for s in method_specs if s.group == "basic"], f"l-{method}", choices=choices)
+    if st.toggle("Advanced options", key="l-advanced"):  # drawn only when asked for: a quicker first paint
+        values |= grid([s for s in specs if s.group == "advanced"], "l", defaults=defaults)
+        options |= grid([s for s in method_specs if s.group == "advanced"], f"l-{method}", choices=choices)
     if st.button("Start training", type="primary", key="l-start"):
-        args_values = {"model": model, "method": method, "task": task or None, "dataset": dataset or None,
-                       **changed([train_fields[n] for n in values], values),
-                       **changed(method_fields, method_values), "store": store_path(),
-                       "trust_remote_code": trust}
-        targets_list = [t.strip() for t in target_value.split(",") if t.strip()]
-        if targets_list != targets["default"]:
-            args_values["target_modules"] = targets_list
-        start(launcher.command("train", args_values))
+        run = {"model": model, "method": method, **changed(specs, values, defaults), "store": store_path()}
+        own = changed(method_specs, options)
+        if checked(lambda: (TrainConfig.from_dict(run), METHODS[method].config.from_dict(own))):
+            start(launcher.command("train", {**run, **own}))
 
-with analyze_tab:
-    analyze_fields = {f["name"]: f for f in opts["analyze"]}
-    kind = st.radio("Analysis", ["gid", "id"], horizontal=True, key="a-kind",
-                    format_func=lambda k: {"gid": "GID (RaLoRA): accumulated gradients",
-                                           "id": "Intrinsic dimension (GeLoRA): TwoNN profile"}[k])
-    shown = ["model", "task", "targets", "batches", "batch_size", "max_length", "rank"] if kind == "gid" else \
-        ["model", "task", "tokens", "pooling", "max_length", "gelora_scale"]
-    acols = st.columns(4)
-    avalues = {}
-    for i, name in enumerate(shown):
-        with acols[i % 4]:
-            avalues[name] = widget(analyze_fields[name], f"a-{kind}-{name}")
+
+def analyze_form() -> None:
+    kind = st.radio("Analysis", list(ANALYSES), horizontal=True, key="a-kind", format_func=ANALYSES.get)
+    specs = [s for s in schema(AnalyzeConfig) if s.applies_to(kind) and s.name not in SIDEBAR]
+    choices = {"task": tasks()}
+    values = grid([s for s in specs if s.group == "basic"], f"a-{kind}", choices=choices)
+    if st.toggle("Advanced options", key=f"a-{kind}-advanced"):
+        values |= grid([s for s in specs if s.group == "advanced"], f"a-{kind}")
     if st.button("Start analysis", type="primary", key="a-start"):
-        keep = {"model", "task"}
-        args_values = {k: v for k, v in avalues.items() if k in keep or v != analyze_fields[k]["default"]}
-        start(launcher.command("analyze", {**args_values, "store": store_path()}, analysis=kind))
+        args = {"model": values["model"], "task": values["task"], **changed(specs, values), "store": store_path()}
+        if checked(lambda: AnalyzeConfig.from_dict(args)):
+            start(launcher.command("analyze", args, analysis=kind))
 
 
 @st.fragment(run_every=2)
@@ -148,7 +120,7 @@ def live() -> None:
         st.caption("No run is running in this store.")
     for r in running.itertuples():
         with st.container(border=True):
-            _running_run(r, run_record(running, r.run_id)["config"])
+            running_run(r, run_record(running, r.run_id)["config"])
     for job in st.session_state.get("launched", []):
         if job.pid in set(runs["pid"].dropna().astype(int)):
             continue
@@ -159,9 +131,9 @@ def live() -> None:
             st.error(f"Process {job.pid} stopped before creating a run: {launcher.tail(job.log, 1)}")
 
 
-def _running_run(r, cfg: dict) -> None:
-    metrics = load_metrics(store_path(), (r.run_id,), ("loss/lm", "analysis/progress"))
-    loss, sweep = (metrics[metrics["name"] == name] for name in ("loss/lm", "analysis/progress"))
+def running_run(r, cfg: dict) -> None:
+    metrics = load_metrics(store_path(), (r.run_id,), (LOSS_LM, ANALYSIS_PROGRESS))
+    loss, sweep = (metrics[metrics["name"] == name] for name in (LOSS_LM, ANALYSIS_PROGRESS))
     head, button = st.columns([4, 1])
     head.markdown(f"**{r.name}** · {r.kind} · pid {r.pid} · `{r.run_id}`")
     if button.button("Cancel", key=f"cancel-{r.run_id}"):
@@ -178,4 +150,10 @@ def _running_run(r, cfg: dict) -> None:
         st.plotly_chart(fig, key=f"live-{r.run_id}")
 
 
+through_entry()
+st.title("Launch")
+if st.segmented_control("What to start", ["Train", "Analyze"], default="Train", key="l-kind") == "Analyze":
+    analyze_form()
+else:  # only the chosen form is drawn
+    train_form()
 live()

@@ -6,7 +6,7 @@ import streamlit as st
 
 from geodiag.errors import GeodiagError
 from geodiag.store import Writer
-from geodiag.ui import filtered, labels, load_runs, run_summary, runs_or_stop, store_path, through_entry
+from geodiag.ui import PAGES, filtered, labels, load_runs, run_summary, runs_or_stop, store_path, through_entry
 
 through_entry()
 
@@ -35,11 +35,8 @@ names = labels(runs)
 current = st.session_state.get("run")
 st.write(f"Showing **{names.get(current, current)}** in the figure pages (choose another in the sidebar).")
 cols = st.columns(4)
-for i, (page, title) in enumerate([("pages/dynamics.py", "Training dynamics"), ("pages/gates.py", "Gates"),
-                                   ("pages/geometry.py", "Manifold geometry"), ("pages/spectrum.py", "ΔW spectrum"),
-                                   ("pages/gid.py", "GID"), ("pages/intrinsic.py", "Intrinsic dimension"),
-                                   ("pages/atlas.py", "Allocation atlas"), ("pages/launch.py", "Launch")]):
-    cols[i % 4].page_link(page, label=title)
+for i, p in enumerate(p for p in PAGES if not p.default):
+    cols[i % 4].page_link(p.path, label=p.title, icon=p.icon, help=p.shows)
 
 with st.expander("Rename or delete a run"):
     target = st.selectbox("Run", list(runs["run_id"]), format_func=lambda r: names.get(r, r), key="manage-run")

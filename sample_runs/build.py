@@ -36,7 +36,8 @@ ANALYSES = {"gid": "GID analysis (q,k,v,o)", "id": "ID analysis (TwoNN)"}
 def build(out: Path, steps: int, eval_size: int, only: list[str] | None = None) -> None:
     """The whole store, or with `only`, those training runs retrained into a copy of the existing one (the
     analyses they start from are reused; the retrained runs become the newest)."""
-    from geodiag.analysis.run import AnalyzeConfig, analyze_gid, analyze_id
+    from geodiag.analysis import analyze_gid, analyze_id
+    from geodiag.config import AnalyzeConfig
     from geodiag.store import Reader, Writer
     from geodiag.store.ingest import ingest
     from geodiag.train import TrainConfig, train

@@ -10,11 +10,6 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
 
 
-def random_rotation(rng: np.random.Generator, D: int) -> np.ndarray:
-    q, r = np.linalg.qr(rng.standard_normal((D, D)))
-    return q * np.sign(np.diag(r))
-
-
 @pytest.fixture(scope="session")
 def dashboard_store(tmp_path_factory) -> dict:
     """A real store written by the engine on the tiny model: GID and ID analyses, a LoRA run, a full
@@ -22,7 +17,8 @@ def dashboard_store(tmp_path_factory) -> dict:
     dashboard opens on it). Returns the store path and the run ids by method."""
     import json
 
-    from geodiag.analysis.run import AnalyzeConfig, analyze_gid, analyze_id
+    from geodiag.analysis import analyze_gid, analyze_id
+    from geodiag.config import AnalyzeConfig
     from geodiag.train import TrainConfig, train
 
     tmp = tmp_path_factory.mktemp("dashboard")
@@ -30,9 +26,9 @@ def dashboard_store(tmp_path_factory) -> dict:
     data = tmp / "d.jsonl"
     data.write_text("\n".join(json.dumps({"prompt": f"What is {a} plus {a}?", "response": str(2 * a)})
                               for a in range(1, 9)))
-    ids = {"gid": analyze_gid(AnalyzeConfig(model="tiny", dataset=str(data), batches=2, rank=2, store=store),
+    ids = {"gid": analyze_gid(AnalyzeConfig(model="tiny", dataset=str(data), gid_batches=2, r=2, store=store),
                               progress=False),
-           "id": analyze_id(AnalyzeConfig(model="tiny", dataset=str(data), tokens=120, store=store), progress=False)}
+           "id": analyze_id(AnalyzeConfig(model="tiny", dataset=str(data), id_tokens=120, store=store), progress=False)}
     common = dict(model="tiny", dataset=str(data), steps=6, batch_size=4, grad_accum=1, record_every=3,
                   eval_size=1, record_batch=3, warmup=0.0, max_new_tokens=2, store=store)
     ids["full"] = train(TrainConfig(method="full", record_gid_every=2, **common), progress=False)

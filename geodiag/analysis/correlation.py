@@ -1,4 +1,4 @@
-"""GID vs empirical Fisher (RaLoRA 003 Table 8): do the two layer-importance signals agree?"""
+"""GID vs empirical Fisher (RaLoRA Table 8): do the two layer-importance signals agree?"""
 
 from __future__ import annotations
 

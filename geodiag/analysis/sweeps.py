@@ -1,11 +1,11 @@
 """The two measurements the allocations stand on.
 
-GID sweep (RaLoRA 003 §3.2, Alg. 1 lines 1-9): accumulate the full fine-tuning gradient of every target
+GID sweep (RaLoRA §3.2, Alg. 1 lines 1-9): accumulate the full fine-tuning gradient of every target
 weight over N mini-batches, without an optimiser step; GID_l = erank(G_l). Only the target weights get
 gradients, and each parameter's gradient is folded into its accumulator by a post-accumulate hook and
 freed at once, so peak memory is one float32 copy of the target weights (plus one transient gradient).
 
-ID sweep (GeLoRA 001, SPEC §5): TwoNN intrinsic dimension and participation ratio of the non-padding
+ID sweep (GeLoRA, as reported): TwoNN intrinsic dimension and participation ratio of the non-padding
 token representations entering and leaving every block (hidden_states[0..L]).
 """
 
@@ -18,10 +18,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from geodiag.errors import GeodiagError
 from geodiag.metrics import effective_rank, participation_ratio, singular_values, threshold_rank, twonn
 from geodiag.models import backbone, layer_index, linear_modules, module_type
-
-THRESHOLDS = (1e-1, 1e-3, 1e-5)  # 003 App. D
+from geodiag.names import GID_THRESHOLDS
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,8 @@ class GradientStats:
     d_in: int
     erank: float  # GID
     thresholds: dict[float, int]  # eps -> number of singular values above it
-    importance: float  # mean |W * G| (003 Eq. 5)
-    fisher: float  # mean over batches of mean(G_b^2) (003 App. E.2)
+    importance: float  # mean |W * G| (RaLoRA Eq. 5)
+    fisher: float  # mean over batches of mean(G_b^2) (RaLoRA App. E.2)
 
 
 def gradient_sweep(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]], targets: list[str], *,
@@ -75,7 +75,7 @@ def gradient_sweep(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]],
         s = singular_values(G)
         W = weights[name].detach().to(torch.float32)
         out.append(GradientStats(name, layer_index(name), module_type(name), G.shape[0], G.shape[1],
-                                 effective_rank(s), {eps: threshold_rank(s, eps) for eps in THRESHOLDS},
+                                 effective_rank(s), {eps: threshold_rank(s, eps) for eps in GID_THRESHOLDS},
                                  float((W * G).abs().mean()), fisher[name] / n))
     return out
 
@@ -131,6 +131,10 @@ def hidden_state_sweep(model: nn.Module, batches: Iterator[dict[str, torch.Tenso
     out = []
     for i, chunks in enumerate(per_layer):
         X = torch.cat(chunks)[:tokens]  # (n, h)
-        r = twonn(X)
+        try:
+            r = twonn(X)
+        except ValueError as e:  # e.g. every point a duplicate of another: too few distinct ones
+            raise GeodiagError(f"TwoNN could not measure hidden_states[{i}]: {e} Collect more points "
+                               "(--id-tokens) or use more varied data.") from None
         out.append(LayerGeometry(i, r.dimension, r.error, r.n_used, r.n_duplicates, participation_ratio(X)))
     return out

@@ -1,17 +1,32 @@
-"""Rank-allocation figures: RaLoRA's GID (paper 003 Fig. 1a, 3, 4; Tables 7-8), GeLoRA's intrinsic-dimension
-profile (001), the allocation atlas across methods, and subspace angles. Pure DataFrame -> Figure."""
+"""Rank-allocation figures: RaLoRA's GID (RaLoRA Fig. 1a, 3, 4; Tables 7-8), GeLoRA's intrinsic-dimension
+profile, the allocation atlas across methods, and subspace angles. Pure DataFrame -> Figure."""
 
 from __future__ import annotations
-
-import re
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from geodiag.analysis.allocation import gelora_ranks  # pure rules, no torch
+from geodiag.allocation import gelora_ranks  # pure rules, no torch
 from geodiag.figures._common import QV_COLORS, at_step, empty_figure, first_run, grid, note, pick
 from geodiag.figures.style import PALETTE
+from geodiag.names import (
+    ADALORA_RANK,
+    ANGLE_DW_GRAD,
+    ANGLE_DW_PROBE,
+    ANGLE_GRAD_PROBE,
+    GATE_EFFECTIVE_RANK,
+    GID,
+    GID_FISHER,
+    GID_THRESHOLD,
+    PARTICIPATION_RATIO,
+    TWONN,
+    TWONN_ERROR,
+    TWONN_N,
+    allocation,
+    allocation_parts,
+    random_reference,
+)
 
 EPS_COLORS = {1: PALETTE[0], 3: PALETTE[1], 5: PALETTE[2]}
 
@@ -20,7 +35,7 @@ def gid(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.0,
         labels: dict[str, str] | None = None, lora_rank: int = 8) -> go.Figure:
     """(a) GID heatmap layers x module types, (b) GID vs the LoRA rank, (c) GID over training steps,
     (d) entropy GID vs threshold ranks at eps 1e-1, 1e-3, 1e-5."""
-    g = first_run(pick(df, "gid/erank"))
+    g = first_run(pick(df, GID))
     if g.empty:
         return empty_figure("no GID recorded: run `geodiag analyze gid` or train with --method full "
                             "--record-gid-every K")
@@ -49,7 +64,7 @@ def gid(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.0,
                                      line={"color": QV_COLORS.get(mtype, PALETTE[4])}), row=2, col=1)
     else:
         note(fig, 2, 1, "one measurement; for dynamics:<br>geodiag train --method full --record-gid-every K")
-    thr = at_step(pick(df, "gid/threshold"), shown)
+    thr = at_step(pick(df, GID_THRESHOLD), shown)
     thr = thr[thr["run_id"] == g["run_id"].iloc[0]]
     ref = now.set_index("module")["value"]
     for eps, part in thr.groupby("idx", sort=True):
@@ -72,22 +87,27 @@ def gid(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.0,
     return fig
 
 
+FISHER_STATS = ("pearson_log", "pearson_inv", "spearman")
+FISHER_METRICS = tuple(GID_FISHER[k] for k in FISHER_STATS)
+
+
 def fisher_table(df: pd.DataFrame) -> pd.DataFrame:
-    """003 Table 8 as a frame: one row per module type, Pearson on log F, Pearson on 1/F, Spearman."""
-    part = df[df["name"].str.startswith("gid/fisher_")]
+    """RaLoRA Table 8 as a frame: one row per module type, Pearson on log F, Pearson on 1/F, Spearman."""
+    stat = {GID_FISHER[k]: k for k in FISHER_STATS}
+    part = df[df["name"].isin(list(stat))]
     if part.empty:
-        return pd.DataFrame(columns=["module_type", "pearson_log", "pearson_inv", "spearman"])
-    part = part.assign(stat=part["name"].str.removeprefix("gid/fisher_"))
+        return pd.DataFrame(columns=["module_type", *FISHER_STATS])
+    part = part.assign(stat=part["name"].map(stat))
     table = part.pivot_table(index="module_type", columns="stat", values="value").reset_index()
     return table.rename_axis(columns=None)
 
 
 def fisher(df: pd.DataFrame, **_) -> go.Figure:
-    """The GID-Fisher correlation table (003 Table 8) as an exportable figure."""
+    """The GID-Fisher correlation table (RaLoRA Table 8) as an exportable figure."""
     t = fisher_table(df)
     if t.empty:
         return empty_figure("no GID-Fisher correlations: run `geodiag analyze gid`")
-    cols = ["module_type"] + [c for c in ("pearson_log", "pearson_inv", "spearman") if c in t]
+    cols = ["module_type"] + [c for c in FISHER_STATS if c in t]
     heads = {"module_type": "module", "pearson_log": "Pearson(GID, log F)", "pearson_inv": "Pearson(GID, 1/F)",
              "spearman": "Spearman(GID, F)"}
     cells = [t[c] if c == "module_type" else t[c].map(lambda v: f"{v:+.2f}") for c in cols]
@@ -97,16 +117,16 @@ def fisher(df: pd.DataFrame, **_) -> go.Figure:
 
 def intrinsic_dim(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.0,
                   labels: dict[str, str] | None = None, scale: float = 1.0) -> go.Figure:
-    """GeLoRA (001): (a) TwoNN ID of hidden_states[0..L] with error bars and n, (b) their participation
+    """GeLoRA: (a) TwoNN ID of hidden_states[0..L] with error bars and n, (b) their participation
     ratio, (c) the ranks the rule r_i = max(d_{i+1} - d_i, 0) + 1 implies, as reported for GeLoRA."""
-    d = pick(df, "id/twonn")
+    d = pick(df, TWONN)
     if d.empty:
         return empty_figure("no intrinsic dimensions: run `geodiag analyze id`")
     rid = d["run_id"].iloc[0]
     one = df[df["run_id"] == rid]
-    d = pick(one, "id/twonn").sort_values("layer")
-    err = pick(one, "id/twonn_error").set_index("layer")["value"].reindex(d["layer"])
-    n = pick(one, "id/twonn_n").set_index("layer")["value"].reindex(d["layer"])
+    d = pick(one, TWONN).sort_values("layer")
+    err = pick(one, TWONN_ERROR).set_index("layer")["value"].reindex(d["layer"])
+    n = pick(one, TWONN_N).set_index("layer")["value"].reindex(d["layer"])
     fig = grid(1, 3, ["(a) TwoNN intrinsic dimension", "(b) participation ratio",
                       "(c) implied GeLoRA rank (as reported)"])
     fig.add_trace(go.Scatter(x=d["layer"], y=d["value"], mode="lines+markers", name="TwoNN ID",
@@ -114,7 +134,7 @@ def intrinsic_dim(df: pd.DataFrame, *, step: int | None = None, smoothing: float
                              customdata=n.fillna(0).astype(int), marker_color=PALETTE[0],
                              hovertemplate="hidden_states[%{x}]<br>ID %{y:.2f}<br>n = %{customdata}<extra></extra>"),
                   row=1, col=1)
-    pr = pick(one, "geometry/participation_ratio").sort_values("layer")
+    pr = pick(one, PARTICIPATION_RATIO).sort_values("layer")
     fig.add_trace(go.Scatter(x=pr["layer"], y=pr["value"], mode="lines+markers", name="PR", marker_color=PALETTE[1]),
                   row=1, col=2)
     ranks = gelora_ranks(d["value"].tolist(), scale=scale)
@@ -129,27 +149,24 @@ def intrinsic_dim(df: pd.DataFrame, *, step: int | None = None, smoothing: float
     return fig
 
 
-_ALLOC = re.compile(r"^alloc/([^/]+)/equivalent_rank$")
-
-
 def atlas_series(df: pd.DataFrame, labels: dict[str, str] | None = None) -> pd.DataFrame:
     """Every allocation on one axis: method, module, layer, module_type, rank (the update's rank: blocks x
     rank for block-diagonal methods), params, run_id. Learned ranks (ManifoldLoRA r_eff, AdaLoRA) are taken
     at each run's last record."""
     parts = []
     for name in sorted(df["name"].unique()):
-        m = _ALLOC.match(name)
-        if m:
-            part = pick(df, name).assign(method=m.group(1))
-            params = pick(df, f"alloc/{m.group(1)}/params")[["run_id", "module", "value"]]
+        method, part = allocation_parts(name) or ("", "")
+        if part == "equivalent_rank":
+            part = pick(df, name).assign(method=method)
+            params = pick(df, allocation(method, "params"))[["run_id", "module", "value"]]
             part = part.merge(params.rename(columns={"value": "params"}), on=["run_id", "module"], how="left")
             parts.append(part)
-    learned = {"gate/effective_rank": "manifold r_eff", "adalora/rank": "adalora"}
+    learned = {GATE_EFFECTIVE_RANK: "manifold r_eff", ADALORA_RANK: "adalora"}
     for name, method in learned.items():
         part = at_step(pick(df, name), None)
         if not part.empty:
             parts.append(part.assign(method=method, params=np.nan))
-    gid = at_step(pick(df, "gid/erank"), None)
+    gid = at_step(pick(df, GID), None)
     if not gid.empty:
         parts.append(gid.assign(method="GID (measured)", params=np.nan))
     if not parts:
@@ -192,9 +209,9 @@ def atlas(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.0,
     return fig
 
 
-SUBSPACE = {"subspace/angle_dw_grad": "ΔW vs gradient (column spaces)",
-            "subspace/angle_dw_probe": "ΔW rows vs probe Q", "subspace/angle_grad_probe": "gradient rows vs probe Q"}
-CHANCE = {n: n.replace("/angle_", "/random_") for n in SUBSPACE}  # each pair's random-subspace reference
+SUBSPACE = {ANGLE_DW_GRAD: "ΔW vs gradient (column spaces)",
+            ANGLE_DW_PROBE: "ΔW rows vs probe Q", ANGLE_GRAD_PROBE: "gradient rows vs probe Q"}
+CHANCE = {n: random_reference(n) for n in SUBSPACE}  # each pair's random-subspace reference
 SUBSPACE_METRICS = (*SUBSPACE, *CHANCE.values())
 
 

@@ -14,11 +14,15 @@ import time
 import torch
 from transformers import TrainerCallback
 
-from geodiag.collectors import activation_rows, adapter_rows, row
-from geodiag.methods import Adapted
+from geodiag.collectors import activation_rows, adapter_rows
+from geodiag.methods.adalora.model import AdaLoraAdapted
+from geodiag.methods.base import Adapted
+from geodiag.methods.lora.model import LoraAdapted
+from geodiag.names import EVAL_LOSS, GRAD_NORM, LOSS_LM, LR
+from geodiag.records import row
 from geodiag.store import DEFAULT_STORE, Writer
 
-_LOG_NAMES = {"loss": "loss/lm", "learning_rate": "lr", "eval_loss": "eval/loss", "grad_norm": "grad_norm"}
+_LOG_NAMES = {"loss": LOSS_LM, "learning_rate": LR, "eval_loss": EVAL_LOSS, "grad_norm": GRAD_NORM}
 
 
 class GeodiagCallback(TrainerCallback):
@@ -77,8 +81,6 @@ class GeodiagCallback(TrainerCallback):
 
 def _wrap(model) -> Adapted:
     """A read-only geodiag view of a peft model, so the collectors can read its factors."""
-    from geodiag.methods.peft_methods import AdaLoraAdapted, LoraAdapted
-
     peft_type = str(getattr(getattr(model, "peft_config", {}).get("default"), "peft_type", ""))
     cls = AdaLoraAdapted if "ADALORA" in peft_type.upper() else LoraAdapted
     return cls(model, None)

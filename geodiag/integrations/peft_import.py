@@ -15,28 +15,14 @@ import torch
 
 from geodiag.collectors import adapter_rows
 from geodiag.errors import GeodiagError
-from geodiag.methods.base import AdapterView
+from geodiag.methods.base import AdapterView, FactorViews
 from geodiag.models import layer_index, module_type
 from geodiag.store import DEFAULT_STORE, Writer
 
 _KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<part>A|B|E)(?:\.weight)?$")
 
 
-class _ImportedAdapter:
-    """Just enough of `Adapted` for the collectors: views of the factors."""
-
-    def __init__(self, method: str, views: list[AdapterView]):
-        self.method = method
-        self._views = views
-
-    def adapters(self) -> list[AdapterView]:
-        return self._views
-
-    def extra_state(self) -> dict[str, float]:
-        return {}
-
-
-def read_peft_adapter(directory: str | Path) -> tuple[dict, _ImportedAdapter]:
+def read_peft_adapter(directory: str | Path) -> tuple[dict, FactorViews]:
     d = Path(directory)
     cfg_path = d / "adapter_config.json"
     if not cfg_path.exists():
@@ -55,7 +41,7 @@ def read_peft_adapter(directory: str | Path) -> tuple[dict, _ImportedAdapter]:
     if not parts:
         raise GeodiagError(f"No LoRA factors found in {d}; the weights file has no lora_A/lora_B tensors.")
     views = [_view(name, p, cfg, peft_type) for name, p in sorted(parts.items()) if "A" in p and "B" in p]
-    return cfg, _ImportedAdapter("adalora" if peft_type == "ADALORA" else "lora", views)
+    return cfg, FactorViews("adalora" if peft_type == "ADALORA" else "lora", views)
 
 
 def _load_tensors(d: Path) -> dict[str, torch.Tensor]:

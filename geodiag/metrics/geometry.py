@@ -1,5 +1,5 @@
-"""Geometry of representations: participation ratio (ManifoldLoRA 002 Eq. 5), probe orthonormality
-(002 Fig. 3c), and principal angles between subspaces with their random-subspace reference."""
+"""Geometry of representations: participation ratio (ManifoldLoRA Eq. 5), probe orthonormality
+(ManifoldLoRA Fig. 3c), and principal angles between subspaces with their random-subspace reference."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from geodiag.metrics._arrays import ArrayLike, as_tensor
 
 def participation_ratio(H: ArrayLike, *, eps: float = 1e-12) -> float:
     """PR(H) = (sum lambda)^2 / (sum lambda^2 + eps), lambda the eigenvalues of the centred covariance
-    H^T H / (n - 1) of the n x h activations H (ManifoldLoRA 002 Eq. 5).
+    H^T H / (n - 1) of the n x h activations H (ManifoldLoRA Eq. 5).
 
     No eigendecomposition is needed: sum lambda is the trace and sum lambda^2 the squared Frobenius
     norm of the covariance. When n < h the centred Gram matrix (n x n) has the same non-zero
-    eigenvalues, so PR is well defined for any n >= 2 (the paper calls it undefined; SPEC §1 does not).
+    eigenvalues, so PR is well defined for any n >= 2 (ManifoldLoRA calls it undefined for n < h; it is not).
     Callers should record n beside the value: with n < h, PR is at most n - 1. float64 input is computed
     in float64; float32 input does its GEMM in float32 (PR is a ratio of sums of positive terms, so that
     costs ~1e-6 relative) and the sums in float64.
@@ -37,7 +37,7 @@ def participation_ratio(H: ArrayLike, *, eps: float = 1e-12) -> float:
 
 
 def orthonormality_error(Q: ArrayLike) -> float:
-    """||Q^T Q - I||_F for a basis Q with orthonormal columns (002 Fig. 3c); 0 for an exact one."""
+    """||Q^T Q - I||_F for a basis Q with orthonormal columns (ManifoldLoRA Fig. 3c); 0 for an exact one."""
     Qt = as_tensor(Q, "Q", ndim=(2,)).to(torch.float64)
     eye = torch.eye(Qt.shape[1], dtype=torch.float64, device=Qt.device)
     return float(torch.linalg.matrix_norm(Qt.T @ Qt - eye))

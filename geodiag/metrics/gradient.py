@@ -1,5 +1,5 @@
-"""Gradient statistics for rank allocation: importance (RaLoRA 003 Eq. 5) and the empirical Fisher
-(003 App. E.2) that the GID-vs-Fisher table compares against."""
+"""Gradient statistics for rank allocation: importance (RaLoRA Eq. 5) and the empirical Fisher
+(RaLoRA App. E.2) that the GID-vs-Fisher table compares against."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from geodiag.metrics._arrays import ArrayLike, as_tensor
 
 
 def importance(W: ArrayLike, G: ArrayLike) -> float:
-    """I(W_l) = mean(|W_l * G_l|): first-order loss sensitivity of a weight (RaLoRA 003 Eq. 5)."""
+    """I(W_l) = mean(|W_l * G_l|): first-order loss sensitivity of a weight (RaLoRA Eq. 5)."""
     Wt = as_tensor(W, "W")
     Gt = as_tensor(G, "G")
     if Wt.shape != Gt.shape:
@@ -25,7 +25,7 @@ def fisher_term(G: ArrayLike) -> float:
 
 
 def empirical_fisher(grads: Iterable[ArrayLike]) -> float:
-    """Mean over mini-batches of mean(G_b^2), the layer-averaged diagonal empirical Fisher (003 App. E.2).
+    """Mean over mini-batches of mean(G_b^2), the layer-averaged diagonal empirical Fisher (RaLoRA App. E.2).
 
     ``grads`` yields the per-batch gradients of one weight; it is consumed once, so a generator keeps
     only one gradient in memory at a time.

@@ -2,9 +2,9 @@
 
 For every point, mu = r2 / r1 (distances to its 2nd and 1st nearest neighbour) follows a Pareto law
 with shape d. Sorting mu and fitting -log(1 - F_emp(mu)) = d log(mu) through the origin on the
-smallest (1 - discard_fraction) of the ratios estimates d. GeLoRA (paper 001) uses it per layer.
+smallest (1 - discard_fraction) of the ratios estimates d. GeLoRA (Ed-dib et al.) uses it per layer.
 
-What this implementation adds for real activations (SPEC §1):
+What this implementation adds for real activations:
 - near duplicates: hidden states of repeated tokens are fp32 twins with r1 ~ 1e-4, not 0, which sends
   mu to huge values and the estimate towards 0. Points closer than ``dedup_tol`` (relative to the
   larger norm of the pair) are merged and counted;

@@ -1,9 +1,9 @@
 """Spectral estimators on matrices and on their singular values.
 
-Sources: entropy effective rank and threshold rank from RaLoRA (paper 003, Eq. 2, Eq. 3, App. D);
+Sources: entropy effective rank and threshold rank from RaLoRA (Eq. 2, Eq. 3, App. D);
 stable rank, nuclear/Frobenius norms and the power-law decay exponent from ManifoldLoRA
-(paper 002, §5.4, Fig. 5b-d). ``factor_spectrum`` computes the spectrum of a (block-diagonal) LoRA
-update from its factors, never forming the dense d_out x d_in matrix (SPEC §1).
+(ManifoldLoRA §5.4, Fig. 5b-d). ``factor_spectrum`` computes the spectrum of a (block-diagonal) LoRA
+update from its factors, never forming the dense d_out x d_in matrix.
 """
 
 from __future__ import annotations
@@ -60,10 +60,10 @@ def _gram_eigenvalues(g: torch.Tensor) -> torch.Tensor:
 
 
 def effective_rank(x: ArrayLike, *, method: str = "auto") -> float:
-    """Entropy effective rank (Roy & Vetterli 2007; RaLoRA, paper 003 Eq. 3).
+    """Entropy effective rank (Roy & Vetterli 2007; RaLoRA Eq. 3).
 
     erank = exp(-sum p_i log p_i) with p_i = sigma_i / sum_j sigma_j (singular values, not squared).
-    ``x`` is a matrix or a 1-D vector of singular values. Bounds: 1 <= erank <= rank (003 Eq. 20).
+    ``x`` is a matrix or a 1-D vector of singular values. Bounds: 1 <= erank <= rank (RaLoRA Eq. 20).
     An all-zero input has no spectrum to measure: the result is NaN with a RuntimeWarning.
     """
     s = singular_values(x, method=method) if _ndim(x) == 2 else singular_value_vector(x)
@@ -77,7 +77,7 @@ def effective_rank(x: ArrayLike, *, method: str = "auto") -> float:
 
 
 def threshold_rank(singular_values: ArrayLike, eps: float, *, relative: bool = False) -> int:
-    """Number of singular values above ``eps`` (RaLoRA 003 Eq. 2; App. D uses absolute eps 1e-1/1e-3/1e-5).
+    """Number of singular values above ``eps`` (RaLoRA Eq. 2; App. D uses absolute eps 1e-1/1e-3/1e-5).
 
     With ``relative=True`` the threshold is ``eps * sigma_max``.
     """
@@ -89,7 +89,7 @@ def threshold_rank(singular_values: ArrayLike, eps: float, *, relative: bool = F
 
 
 def stable_rank(singular_values: ArrayLike) -> float:
-    """||M||_F^2 / ||M||_2^2 (ManifoldLoRA 002 §5.4). NaN with a warning for an all-zero spectrum."""
+    """||M||_F^2 / ||M||_2^2 (ManifoldLoRA §5.4). NaN with a warning for an all-zero spectrum."""
     s = singular_value_vector(singular_values)
     if s.numel() == 0 or float(s[0]) == 0.0:
         warnings.warn("stable_rank: all singular values are zero; the stable rank is undefined (NaN).",
@@ -99,18 +99,18 @@ def stable_rank(singular_values: ArrayLike) -> float:
 
 
 def nuclear_norm(singular_values: ArrayLike) -> float:
-    """sum sigma (002 Fig. 5c)."""
+    """sum sigma (ManifoldLoRA Fig. 5c)."""
     return float(singular_value_vector(singular_values).sum())
 
 
 def frobenius_norm(singular_values: ArrayLike) -> float:
-    """sqrt(sum sigma^2) (002 Fig. 5c)."""
+    """sqrt(sum sigma^2) (ManifoldLoRA Fig. 5c)."""
     return float(torch.linalg.vector_norm(singular_value_vector(singular_values)))
 
 
 @dataclass(frozen=True)
 class PowerLawFit:
-    """log sigma_k = alpha log k + intercept over the non-zero singular values (002 Fig. 5d)."""
+    """log sigma_k = alpha log k + intercept over the non-zero singular values (ManifoldLoRA Fig. 5d)."""
 
     alpha: float
     intercept: float
@@ -120,7 +120,7 @@ class PowerLawFit:
 
 
 def powerlaw_exponent(singular_values: ArrayLike, *, min_points: int = 5, rel_zero: float = 1e-10) -> PowerLawFit:
-    """Least-squares slope of log sigma_k against log k (k = 1..n), ManifoldLoRA 002 Fig. 5d.
+    """Least-squares slope of log sigma_k against log k (k = 1..n), ManifoldLoRA Fig. 5d.
 
     Values below ``rel_zero * sigma_max`` count as zero. Fewer than ``min_points`` non-zero values give
     ``alpha = NaN`` and a ``reason`` rather than an exception: a rank-1 update has no decay to fit.
@@ -154,7 +154,7 @@ def factor_spectrum(
     values are those of the update: O((d_out + d_in) r^2) instead of O(d_out d_in min(d_out, d_in)).
     Computed in float64 whatever the input dtype.
 
-    Block-diagonal updates (RaLoRA, 003 §3.3), Delta W = diag(B_1 A_1, ..., B_n A_n), come either as
+    Block-diagonal updates (RaLoRA §3.3), Delta W = diag(B_1 A_1, ..., B_n A_n), come either as
     stacked blocks, B (n, d_out/n, r) and A (n, r, d_in/n), or as the block-diagonal matrices
     themselves, B (d_out, n r) and A (n r, d_in) with ``blocks=n``. The result is the spectrum of the
     whole block-diagonal matrix: the union of the blocks' spectra, sorted.

@@ -4,9 +4,7 @@ Data flow: collectors -> metrics -> **store** -> figures -> pages. Nothing here 
 """
 
 from geodiag.store.reader import Reader
-from geodiag.store.schema import RUN_STATUSES, SCHEMA_VERSION
+from geodiag.store.schema import DEFAULT_STORE, RUN_STATUSES, SCHEMA_VERSION
 from geodiag.store.writer import Writer, new_run_id
-
-DEFAULT_STORE = "runs/geodiag.duckdb"
 
 __all__ = ["DEFAULT_STORE", "RUN_STATUSES", "SCHEMA_VERSION", "Reader", "Writer", "new_run_id"]

@@ -90,6 +90,14 @@ class Reader:
         df = self._select(run_id, "TRUE", [], "DISTINCT name", "ORDER BY name")
         return df["name"].tolist()
 
+    def runs_with(self, names: list[str] | tuple[str, ...]) -> set[str]:
+        """Ids of the runs that recorded any of these metrics, in one query."""
+        ids = list(self.runs()["run_id"])
+        if not ids or not names:
+            return set()
+        df = self._select(ids, f"name IN ({', '.join('?' * len(names))})", list(names), "DISTINCT run_id", "")
+        return set(df["run_id"])
+
     def _select(self, run_id: str | list[str], where: str, params: list, fields: str, tail: str) -> pd.DataFrame:
         ids = [run_id] if isinstance(run_id, str) else list(run_id)
         runs_sql = f"run_id IN ({', '.join('?' * len(ids))})"

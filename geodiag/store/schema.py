@@ -2,6 +2,7 @@
 every diagnostic, so adding a metric never changes the schema (TensorBoard/MLflow style)."""
 
 SCHEMA_VERSION = 1
+DEFAULT_STORE = "runs/geodiag.duckdb"
 
 RUN_STATUSES = ("running", "finished", "failed", "interrupted", "cancelled")
 
@@ -45,3 +46,4 @@ RUN_COLUMNS = (
     "trainable_params", "total_params", "host", "pid", "geodiag_version", "message",
 )
 METRIC_COLUMNS = ("run_id", "step", "wall_time", "name", "module", "layer", "module_type", "idx", "value")
+

@@ -1,6 +1,7 @@
-"""Training: the loop, its configuration and the distributed glue."""
+"""Training: the run's setup, the loop, the recorder and cancellation."""
 
-from geodiag.train.config import TrainConfig
-from geodiag.train.loop import train
+from geodiag.config import TrainConfig
+from geodiag.train.loop import train, train_step
+from geodiag.train.setup import Run, setup
 
-__all__ = ["TrainConfig", "train"]
+__all__ = ["Run", "TrainConfig", "setup", "train", "train_step"]

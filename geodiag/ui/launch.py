@@ -9,7 +9,6 @@ still belongs to a geodiag process; the trainer then ends the run as `cancelled`
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -22,8 +21,6 @@ import pandas as pd
 
 from geodiag.errors import GeodiagError
 
-SCHEMA_TIMEOUT_S = 120
-
 
 @dataclass(frozen=True)
 class Launched:
@@ -33,24 +30,13 @@ class Launched:
     started: float
 
 
-def schema() -> dict:
-    """TrainConfig, AnalyzeConfig and every method's options with defaults and help, from `geodiag schema`
-    in a child process (the configs live next to torch, which the dashboard process never imports)."""
-    proc = subprocess.run([sys.executable, "-m", "geodiag", "schema"], capture_output=True, text=True,
-                          timeout=SCHEMA_TIMEOUT_S)
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise GeodiagError(f"Could not read geodiag's options ({last}); check that geodiag is installed.")
-    return json.loads(proc.stdout)
-
-
 def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
 def command(kind: str, values: dict, *, analysis: str | None = None) -> list[str]:
     """The argument list for `geodiag train` (kind "train") or `geodiag analyze gid|id` (kind "analyze").
-    Booleans become bare flags when true; None and empty values are left out."""
+    Booleans become `--x` or `--no-x`; None and empty values are left out."""
     if kind not in ("train", "analyze"):
         raise GeodiagError(f"Can only launch train or analyze, not {kind!r}.")
     args = [sys.executable, "-m", "geodiag", kind]
@@ -59,10 +45,10 @@ def command(kind: str, values: dict, *, analysis: str | None = None) -> list[str
             raise GeodiagError("Choose the analysis to run: gid or id.")
         args.append(analysis)
     for name, value in values.items():
-        if value is None or value == "" or value is False:
+        if value is None or value == "":
             continue
-        if value is True:
-            args.append(flag(name))
+        if isinstance(value, bool):
+            args.append(flag(name) if value else "--no-" + flag(name)[2:])
         elif isinstance(value, list | tuple):
             args += [flag(name), ",".join(str(v) for v in value)]
         else:
@@ -139,7 +125,9 @@ def progress(kind: str, method: str, config: dict, loss: pd.DataFrame, sweep: pd
         last = sweep.loc[sweep["step"].idxmax()]
         if last["value"] >= 1.0:
             return 1.0, "sweep done; computing the statistics and allocations..."
-        total, unit = (config.get("batches"), "batches") if method == "gid" else (config.get("tokens"), "points")
+        # stores written before the options were renamed call them batches and tokens
+        total, unit = ((config.get("gid_batches", config.get("batches")), "batches") if method == "gid" else
+                       (config.get("id_tokens", config.get("tokens")), "points"))
         return float(last["value"]), f"{int(last['step'])} / {total} {unit}"
     total = int(config.get("steps") or 0)
     done = int(loss["step"].max()) if not loss.empty else 0

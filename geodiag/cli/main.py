@@ -1,0 +1,47 @@
+"""The `geodiag` command. Every user-facing failure is one sentence on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Sequence
+
+import geodiag
+from geodiag.cli import analyze, dashboard, export, runs, train
+from geodiag.cli.flags import Parser
+from geodiag.errors import GeodiagError
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="geodiag",
+                    description="Train LoRA-family adapters and record their geometry (gates, effective ranks, "
+                                "spectra, GID, intrinsic dimension) in a DuckDB store that the dashboard plots.")
+    parser.add_argument("--version", action="version", version=f"geodiag {geodiag.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in (train, analyze, runs, export, dashboard):
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 0 if args.command is None else 2
+    # SIGTERM (the dashboard's Cancel) ends analyses as cancelled; the trainer installs its own handler
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return args.handler(args)
+    except GeodiagError as e:
+        print(f"geodiag: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("geodiag: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt

@@ -1,0 +1,104 @@
+"""The figure registry: each figure's builder, the metrics it reads, how much of the store it spans (one run,
+or every run of the run's model for the atlas) and which command records its data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from geodiag import names as n
+from geodiag.errors import GeodiagError
+from geodiag.figures import manifold, rank
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    name: str
+    title: str
+    build: Callable[..., go.Figure]
+    metrics: tuple[str, ...]  # the first is the one the figure cannot be drawn without
+    hint: str  # the command that records this figure's data
+    rows: int = 2  # panel rows, for the exported height
+    scalars: bool = False  # also read every run-level scalar (Fig. 4)
+    scope: str = "run"  # "run": the chosen runs; "model": every run of the first run's model (atlas)
+    prefer: str | None = None  # the kind of run to show first when the chosen one has no data (analysis)
+
+
+_ALLOC = tuple(n.allocation(m, part) for m in ("ralora", "ralora-pro", "gelora", "lora-gid")
+               for part in ("equivalent_rank", "params"))
+
+FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
+    FigureSpec("gates", "ManifoldLoRA Fig. 1: gates and effective rank", manifold.gates,
+               (n.GATE_VALUE, n.GATE_EFFECTIVE_RANK, n.GATE_DEAD), "geodiag train --method manifold"),
+    FigureSpec("dynamics", "ManifoldLoRA Fig. 2: training-curve decomposition", manifold.dynamics,
+               (n.LOSS_LM, n.LOSS_SPARSITY, n.LOSS_ALIGNMENT, n.GATE_EFFECTIVE_RANK),
+               "geodiag train --method manifold"),
+    FigureSpec("manifold", "ManifoldLoRA Fig. 3: manifold geometry", manifold.geometry,
+               (n.PROBE_D_EFF, n.PROBE_ORTHONORMALITY, n.PROBE_ALIGNMENT, n.PARTICIPATION_RATIO,
+                n.PARTICIPATION_RATIO_N), "geodiag train --method manifold"),
+    FigureSpec("curves", "ManifoldLoRA Fig. 4: every scalar curve", manifold.curves, (), "geodiag train",
+               rows=3, scalars=True),
+    FigureSpec("spectrum", "ManifoldLoRA Fig. 5: ΔW spectrum", manifold.spectrum,
+               (n.SINGULAR_VALUE, n.STABLE_RANK, n.NUCLEAR, n.FROBENIUS, n.POWERLAW_ALPHA),
+               "geodiag train (any adapter method) or geodiag import-peft DIR"),
+    FigureSpec("gid", "RaLoRA: gradient intrinsic dimensionality", rank.gid, (n.GID, n.GID_THRESHOLD),
+               "geodiag analyze gid, or geodiag train --method full --record-gid-every 10", prefer="analysis"),
+    FigureSpec("fisher", "RaLoRA Table 8: GID vs Fisher", rank.fisher, rank.FISHER_METRICS, "geodiag analyze gid",
+               rows=1, prefer="analysis"),
+    FigureSpec("id", "GeLoRA: intrinsic-dimension profile", rank.intrinsic_dim,
+               (n.TWONN, n.TWONN_ERROR, n.TWONN_N, n.PARTICIPATION_RATIO), "geodiag analyze id", rows=1,
+               prefer="analysis"),
+    FigureSpec("atlas", "Rank allocation atlas", rank.atlas,
+               (*_ALLOC, n.GATE_EFFECTIVE_RANK, n.ADALORA_RANK, n.GID),
+               "geodiag analyze gid and geodiag analyze id (and train runs on the same model)", rows=1,
+               scope="model"),
+    FigureSpec("subspace", "Subspace angles: ΔW, gradient and probe", rank.subspace, rank.SUBSPACE_METRICS,
+               "geodiag train --subspace-k 8", rows=1),
+]}
+
+
+def get_figure(name: str) -> FigureSpec:
+    if name not in FIGURES:
+        raise GeodiagError(f"Unknown figure '{name}'; `geodiag export --list` names them: {', '.join(FIGURES)}.")
+    return FIGURES[name]
+
+
+def scope_runs(runs: pd.DataFrame, spec: FigureSpec, run_ids: list[str]) -> list[str]:
+    """The runs a figure reads: the chosen ones, or (atlas) every run of the first one's model, chosen first."""
+    if spec.scope != "model" or not run_ids:
+        return run_ids
+    model = runs.loc[runs["run_id"] == run_ids[0], "model"]
+    same = runs[runs["model"] == (model.iloc[0] if len(model) else None)]
+    same = same.assign(order=same["kind"].map({"analysis": 0, "import": 2}).fillna(1)).sort_values("order")
+    return list(dict.fromkeys([*run_ids, *same["run_id"]]))
+
+
+def figure_data(reader, name: str, run_ids: list[str]) -> pd.DataFrame:
+    """The tidy rows a figure draws (also the CSV written beside an export)."""
+    spec = get_figure(name)
+    ids = scope_runs(reader.runs(), spec, run_ids)
+    return reader.metrics(ids, spec.metrics, scalars=spec.scalars)
+
+
+def figure_options(name: str, run: dict | None) -> dict:
+    """Builder options taken from the run's config: the loss weights, the hidden size, LoRA's rank."""
+    cfg = (run or {}).get("config") or {}
+    opts = cfg.get("method_options") or {}
+    if name == "dynamics":
+        return {"weights": {n.LOSS_SPARSITY: opts.get("lambda_s", n.LAMBDA_S),
+                            n.LOSS_ALIGNMENT: opts.get("lambda_a", n.LAMBDA_A)}}
+    if name == "manifold":
+        return {"hidden_size": cfg.get("hidden_size")}
+    return {}
+
+
+def build_figure(name: str, data: pd.DataFrame, **options) -> go.Figure:
+    return get_figure(name).build(data, **options)
+
+
+def run_labels(runs: pd.DataFrame) -> dict[str, str]:
+    """Legend labels for runs: the name and the end of the id, which tells same-named runs apart."""
+    return {r.run_id: f"{r.name} ({r.run_id[-6:]})" for r in runs.itertuples()}

@@ -1,0 +1,35 @@
+"""What a method may be handed while it is built, beyond the model: the run's length and, for the
+allocation-driven methods, a source of measurements (GIDs, importances, intrinsic dimensions).
+
+A method never opens the store nor runs a sweep itself: the trainer hands it a `Measurements` (in
+practice `geodiag.analysis.StoredOrMeasured`, which reads a stored analysis run or measures on the training
+data first). Torch-free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from geodiag.errors import GeodiagError
+
+
+class Measurements(Protocol):
+    def gids(self, targets: list[str], from_analysis: str | None, batches: int) -> tuple[dict[str, float],
+                                                                                           dict[str, float]]:
+        """GID (RaLoRA Eq. 3) and importance (RaLoRA Eq. 5) per target module."""
+
+    def id_profile(self, from_analysis: str | None, tokens: int) -> list[float]:
+        """TwoNN intrinsic dimension of hidden_states[0..L] (GeLoRA)."""
+
+
+@dataclass
+class BuildContext:
+    total_steps: int = 1
+    measurements: Measurements | None = None
+
+    def require_measurements(self, what: str, analysis: str) -> Measurements:
+        if self.measurements is None:
+            raise GeodiagError(f"This method needs {what}: pass from_analysis=RUN (a `geodiag analyze {analysis}` "
+                               "run) or train it with `geodiag train`, which measures them first.")
+        return self.measurements

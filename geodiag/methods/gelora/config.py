@@ -1,0 +1,33 @@
+"""GeLoRA's options: ranks from the intrinsic-dimension profile, r_i = max(d_{i+1} - d_i, 0) + 1, alpha_i =
+32 r_i, as reported for GeLoRA (Ed-dib et al.). Torch-free."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from geodiag.methods.lora.config import AllocatedLoraConfig
+from geodiag.methods.registry import MethodSpec, register
+from geodiag.names import MIN_ID_POINTS
+from geodiag.options import option
+
+
+@dataclass
+class GeLoraConfig(AllocatedLoraConfig):
+    KIND: ClassVar[str] = "the gelora method"
+
+    from_analysis: str | None = option(None, "run id of a `geodiag analyze id` run to take the ID profile from; "
+                                       "without it an ID sweep runs on the training data first")
+    alpha_ratio: float = option(32.0, "alpha / r of every module (GeLoRA's runs use alpha_i = 32 r_i)")
+    gelora_scale: float = option(1.0, "budget scale on r_i = max(d_{i+1} - d_i, 0) + 1")
+    id_tokens: int = option(4000, "tokens per layer for the ID sweep when no analysis run is given",
+                            group="advanced")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.require(self.gelora_scale > 0, "gelora_scale", "positive")
+        self.require(self.id_tokens >= MIN_ID_POINTS, "id_tokens", f"at least {MIN_ID_POINTS} points")
+
+
+REGISTERED = register(MethodSpec("gelora", GeLoraConfig, "geodiag.methods.gelora.model",
+                                 "GeLoRA: ranks from the intrinsic-dimension profile, as reported"))

@@ -1,0 +1,30 @@
+"""LoRA+GID's options (RaLoRA App. E.4: rank_l = round(GID_l) as a peft rank_pattern). Torch-free."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from geodiag.allocation import ROUNDINGS
+from geodiag.methods.lora.config import AllocatedLoraConfig
+from geodiag.methods.registry import MethodSpec, register
+from geodiag.options import option
+
+
+@dataclass
+class LoraGidConfig(AllocatedLoraConfig):
+    KIND: ClassVar[str] = "the lora-gid method"
+
+    from_analysis: str | None = option(None, "run id of a `geodiag analyze gid` run to take GIDs from; without it "
+                                       "a GID sweep runs on the training data first")
+    rank_rounding: str = option("round", "rank = rounding(GID): round, ceil or floor", choices=ROUNDINGS,
+                                group="advanced")
+    gid_batches: int = option(16, "mini-batches for the GID sweep when no analysis run is given", group="advanced")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.require(self.gid_batches >= 1, "gid_batches", "a positive integer")
+
+
+REGISTERED = register(MethodSpec("lora-gid", LoraGidConfig, "geodiag.methods.lora_gid.model",
+                                 "LoRA with rank = round(GID) per module (RaLoRA App. E.4)"))

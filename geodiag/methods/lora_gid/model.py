@@ -1,0 +1,21 @@
+"""LoRA+GID (RaLoRA App. E.4): rank_l = round(GID_l), at least 1, as a peft rank_pattern; the GIDs come from
+the build context (a stored `geodiag analyze gid` run, or a sweep on the training data first)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from geodiag import allocation as alloc
+from geodiag.methods.base import AllocationRecord
+from geodiag.methods.context import BuildContext
+from geodiag.methods.lora.model import LoraAdapted, allocated_lora
+from geodiag.methods.lora_gid.config import LoraGidConfig
+from geodiag.models import module_shapes, resolve_targets
+
+
+def build(model: nn.Module, cfg: LoraGidConfig, context: BuildContext) -> LoraAdapted:
+    targets = resolve_targets(model, cfg.target_modules)
+    gids, _ = context.require_measurements("GIDs", "gid").gids(targets, cfg.from_analysis, cfg.gid_batches)
+    allocations = alloc.lora_gid(gids, module_shapes(model, targets), rounding=cfg.rank_rounding)
+    record = AllocationRecord("lora-gid", allocations, cfg.r, gids)
+    return allocated_lora(model, cfg, record, alpha_ratio=cfg.alpha_ratio, dropout=cfg.dropout)

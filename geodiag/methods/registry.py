@@ -1,0 +1,48 @@
+"""Methods registered by name, as peft lays out its tuners: each method is a folder with a torch-free
+`config.py` and its adapter code, and its `__init__.py` registers a `MethodSpec`. The registry imports no
+torch: the adapter module is imported on the first build, so the dashboard can list every method's options.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from geodiag.errors import GeodiagError
+from geodiag.methods.config import MethodConfig
+from geodiag.methods.context import BuildContext
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    config: type[MethodConfig]
+    module: str  # defines build(model, config, context) -> Adapted (and restore(...) for hook adapters)
+    summary: str
+
+    def code(self):
+        """The adapter module (imports torch)."""
+        return importlib.import_module(self.module)
+
+
+METHODS: dict[str, MethodSpec] = {}
+
+
+def register(spec: MethodSpec) -> MethodSpec:
+    METHODS[spec.name] = spec
+    return spec
+
+
+def get_method(name: str) -> MethodSpec:
+    if name not in METHODS:
+        raise GeodiagError(f"Unknown method '{name}'; choose one of {', '.join(sorted(METHODS))}.")
+    return METHODS[name]
+
+
+def build(name: str, model: Any, options: dict | None = None, *, total_steps: int = 1,
+          context: BuildContext | None = None):
+    """The method `name` attached to `model`, configured by `options` (validated, naming a bad field)."""
+    spec = get_method(name)
+    cfg = spec.config.from_dict(options or {})
+    return spec.code().build(model, cfg, context or BuildContext(total_steps=total_steps))

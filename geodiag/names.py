@@ -1,0 +1,98 @@
+"""Every metric name geodiag records, and the constants more than one module needs.
+
+A torch-free leaf (it imports nothing): collectors and analyses write these names, the store keeps them in
+its one long-format metrics table, and figures and pages read them back, so each is spelled once, here.
+"""
+
+from __future__ import annotations
+
+# --- the training objective (ManifoldLoRA Eq. 8; AdaLoRA's orthogonality regulariser) ---------------------
+LOSS_LM = "loss/lm"
+LOSS_SPARSITY = "loss/sparsity"
+LOSS_ALIGNMENT = "loss/alignment"
+LOSS_ORTHOGONALITY = "loss/orthogonality"
+LOSS_TOTAL = "loss/total"
+LR = "lr"
+GRAD_NORM = "grad_norm"
+EVAL_ACCURACY = "eval/accuracy"
+EVAL_SCORE = "eval/score"
+EVAL_LOSS = "eval/loss"
+
+# --- ManifoldLoRA gates and probes (ManifoldLoRA §3.1-3.3) ------------------------------------------------
+GATE_VALUE = "gate/value"
+GATE_EFFECTIVE_RANK = "gate/effective_rank"
+GATE_DEAD = "gate/dead"
+GATE_TEMPERATURE = "gate/temperature"
+PROBE_D_EFF = "probe/d_eff"
+PROBE_ORTHONORMALITY = "probe/orthonormality"
+PROBE_ALIGNMENT = "probe/alignment"
+PROBE_COVERAGE = "probe/activation_coverage"
+
+# --- hidden-state geometry (ManifoldLoRA Eq. 5) -----------------------------------------------------------
+PARTICIPATION_RATIO = "geometry/participation_ratio"
+PARTICIPATION_RATIO_N = "geometry/participation_ratio_n"
+
+# --- the Delta W spectrum (ManifoldLoRA §5.4, Fig. 5) -----------------------------------------------------
+SINGULAR_VALUE = "spectrum/singular_value"
+STABLE_RANK = "spectrum/stable_rank"
+NUCLEAR = "spectrum/nuclear"
+FROBENIUS = "spectrum/frobenius"
+SPECTRUM_ERANK = "spectrum/erank"
+POWERLAW_ALPHA = "spectrum/alpha"
+POWERLAW_R2 = "spectrum/alpha_r2"
+POWERLAW_N = "spectrum/alpha_n"
+ADALORA_RANK = "adalora/rank"
+
+# --- gradient intrinsic dimensionality (RaLoRA §3.2, App. D-E) --------------------------------------------
+GID = "gid/erank"
+GID_THRESHOLD = "gid/threshold"  # idx k: the number of singular values above 1e-k
+IMPORTANCE = "importance"
+FISHER = "fisher/mean"
+GID_FISHER = {"pearson_log": "gid/fisher_pearson_log", "pearson_inv": "gid/fisher_pearson_inv",
+              "spearman": "gid/fisher_spearman", "n": "gid/fisher_n"}  # RaLoRA Table 8, per module type
+
+# --- intrinsic dimension of hidden states (GeLoRA) -----------------------------------------------------------
+TWONN = "id/twonn"
+TWONN_ERROR = "id/twonn_error"
+TWONN_N = "id/twonn_n"
+TWONN_DUPLICATES = "id/twonn_duplicates"
+
+# --- parameter budgets and progress -----------------------------------------------------------------------
+PARAMS_TRAINABLE = "params/trainable"
+PARAMS_LORA_REFERENCE = "params/lora_reference"
+ANALYSIS_PROGRESS = "analysis/progress"
+
+# --- principal angles between Delta W, the gradient and the probe span (beyond the papers) ----------------
+ANGLE_DW_GRAD = "subspace/angle_dw_grad"
+ANGLE_DW_PROBE = "subspace/angle_dw_probe"
+ANGLE_GRAD_PROBE = "subspace/angle_grad_probe"
+SUBSPACE_ANGLES = (ANGLE_DW_GRAD, ANGLE_DW_PROBE, ANGLE_GRAD_PROBE)
+
+
+def random_reference(angle: str) -> str:
+    """The name of the random-subspace reference recorded beside a principal-angle metric."""
+    return angle.replace("/angle_", "/random_")
+
+
+def allocation(method: str, part: str = "") -> str:
+    """alloc/<method> (rank per block) or alloc/<method>/<part> (blocks, equivalent_rank, params)."""
+    return f"alloc/{method}/{part}" if part else f"alloc/{method}"
+
+
+def allocation_parts(name: str) -> tuple[str, str] | None:
+    """(method, part) of an allocation metric name ("" for the rank itself); None for any other name."""
+    head, _, rest = name.partition("/")
+    if head != "alloc" or not rest:
+        return None
+    method, _, part = rest.partition("/")
+    return method, part
+
+
+# --- constants shared by the engine, the figures and the pages ---------------------------------------------
+DEAD_GATE = 0.05  # ManifoldLoRA §3: a gate below this is dead
+GID_THRESHOLDS = (1e-1, 1e-3, 1e-5)  # RaLoRA App. D: threshold-rank estimators beside the entropy GID
+LAMBDA_S = 0.01  # ManifoldLoRA §4.1: sparsity loss weight
+LAMBDA_A = 0.10  # ManifoldLoRA §4.1: alignment loss weight
+R_REF = 8  # the LoRA rank every allocation's budget is compared with (RaLoRA §4: r = 8)
+DEFAULT_TASK = "basic_arithmetic"
+MIN_ID_POINTS = 20  # TwoNN per layer on fewer points says nothing (and needs 3 distinct ones at the very least)

@@ -1,0 +1,137 @@
+"""Everything a training run writes: the run row, buffered metric rows (flushed at each record), accuracy,
+diagnostics, the saved adapter and the final status. Rank 0 has a `Recorder`; every other rank a
+`NullRecorder`, which does nothing, so the loop never asks which rank it is on."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from geodiag.collectors import activation_rows, adapter_rows, gid_rows, initial_rows, subspace_rows
+from geodiag.config import TrainConfig
+from geodiag.data import TaskData
+from geodiag.data.evaluate import evaluate
+from geodiag.errors import GeodiagError
+from geodiag.methods.base import Adapted
+from geodiag.names import LOSS_LM, LR
+from geodiag.records import row
+from geodiag.store import Writer
+from geodiag.train.stop import Cancelled
+
+
+@dataclass
+class Recorder:
+    cfg: TrainConfig
+    adapted: Adapted
+    tokenizer: object
+    record_batch: dict[str, torch.Tensor]  # fixed held-out examples on the model's device
+    eval_data: TaskData
+    writer: Writer
+    run_id: str
+    t0: float = field(default_factory=time.monotonic)
+    rows: list[dict] = field(default_factory=list)
+    bar: tqdm | None = None
+
+    def wall(self) -> float:
+        return time.monotonic() - self.t0
+
+    def steps(self, progress: bool) -> Iterator[int]:
+        """1 .. steps, behind a progress bar that shows the last LM loss."""
+        self.bar = tqdm(range(1, self.cfg.steps + 1), desc="train", disable=not progress, unit="step")
+        yield from self.bar
+
+    def initial(self) -> None:
+        """The allocation an allocation-driven method was built with, and its parameter budget."""
+        self.rows += initial_rows(self.adapted)
+
+    def log(self, step: int, logs: dict[str, float], optimizer: torch.optim.Optimizer) -> None:
+        """The step's losses and each parameter group's learning rate; the bar shows the LM loss."""
+        wall = self.wall()
+        self.rows += [row(step, wall, name, value) for name, value in logs.items()]
+        self.rows += [row(step, wall, LR, g["lr"], module=g.get("name")) for g in optimizer.param_groups]
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{logs[LOSS_LM]:.3f}")
+
+    def gid(self, step: int) -> None:
+        """GID of this step's gradient of every trained base weight (full fine-tuning), before zero_grad."""
+        self.rows += gid_rows(self.adapted.gradient_weights(), step, self.wall())
+
+    def record(self, step: int) -> None:
+        """Spectra and gates, hidden-state geometry on the record batch, subspace angles if asked; then flush."""
+        self.rows += adapter_rows(self.adapted, step, self.wall())
+        self.rows += activation_rows(self.adapted, self.record_batch, step, self.wall())
+        if self.cfg.subspace_k:
+            self.rows += subspace_rows(self.adapted, self.record_batch, self.cfg.subspace_k, step, self.wall())
+        self.flush()
+
+    def evaluate(self, step: int) -> None:
+        if self.cfg.eval_size:
+            scores = evaluate(self.adapted.model, self.tokenizer, self.eval_data,
+                              max_new_tokens=self.cfg.max_new_tokens)
+            self.rows += [row(step, self.wall(), name, value) for name, value in scores.items()]
+
+    def flush(self) -> None:
+        if self.rows:
+            self.writer.append(self.run_id, self.rows)
+            self.rows = []
+
+    @contextlib.contextmanager
+    def ending(self) -> Iterator[None]:
+        """Finish the run: `finished` with its adapter saved, or `cancelled` / `failed` with a sentence,
+        keeping every row recorded so far."""
+        try:
+            yield
+            self.flush()
+            self.adapted.save(output_dir(self.cfg, self.run_id))
+            self.writer.set_status(self.run_id, "finished")
+        except Cancelled:
+            self._end("cancelled", "Cancelled by request; the data recorded so far is kept.")
+            raise GeodiagError(f"Run {self.run_id} was cancelled; its data up to the cancel is kept.") from None
+        except GeodiagError as e:
+            self._end("failed", str(e))
+            raise
+        except Exception as e:
+            self._end("failed", f"{type(e).__name__}: {e}")
+            raise
+
+    def _end(self, status: str, message: str) -> None:
+        try:
+            self.flush()
+        finally:
+            self.writer.set_status(self.run_id, status, message)
+
+
+class NullRecorder:
+    """What ranks other than 0 record: nothing."""
+
+    run_id = ""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+
+    def steps(self, progress: bool) -> range:
+        return range(1, self.cfg.steps + 1)
+
+    def initial(self) -> None: ...
+    def log(self, step: int, logs: dict[str, float], optimizer: torch.optim.Optimizer) -> None: ...
+    def gid(self, step: int) -> None: ...
+    def record(self, step: int) -> None: ...
+    def evaluate(self, step: int) -> None: ...
+    def flush(self) -> None: ...
+
+    @contextlib.contextmanager
+    def ending(self) -> Iterator[None]:
+        try:
+            yield
+        except Cancelled:
+            raise GeodiagError("Cancelled by request.") from None
+
+
+def output_dir(cfg: TrainConfig, run_id: str) -> Path:
+    return Path(cfg.output_dir) if cfg.output_dir else Path(cfg.store).parent / "adapters" / run_id

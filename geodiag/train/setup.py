@@ -1,0 +1,149 @@
+"""Building a run: the model and its data, the method's adapter, the optimiser and schedule, and the recorder
+(rank 0's writes to the store; every other rank's records nothing)."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm.auto import tqdm
+
+from geodiag import methods
+from geodiag.analysis import StoredOrMeasured
+from geodiag.config import TrainConfig
+from geodiag.data import load_data
+from geodiag.data.tokenise import batch_stream, collate, encode
+from geodiag.errors import GeodiagError
+from geodiag.methods.base import Adapted
+from geodiag.models import hidden_size, load_model
+from geodiag.store import Writer
+from geodiag.train.recorder import NullRecorder, Recorder
+
+
+@dataclass
+class Run:
+    """What the loop needs, built once."""
+
+    cfg: TrainConfig
+    adapted: Adapted
+    stream: Iterator[dict[str, torch.Tensor]]  # this rank's micro-batches, on the CPU
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+    recorder: Recorder | NullRecorder | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    world: int = 1
+
+    def next_batch(self) -> dict[str, torch.Tensor]:
+        return to_device(next(self.stream), self.device)
+
+
+def setup(cfg: TrainConfig, *, progress: bool = True) -> Run:
+    """Load, build the method, make the optimiser and the recorder. Bad input is a GeodiagError sentence,
+    raised before the run is created in the store."""
+    rank, world = init_distributed()
+    seed_everything(cfg.seed)  # identical initialisation on every rank; the data stream is sharded by rank
+    device = pick_device(cfg.device)
+    lm = load_model(cfg.model, trust_remote_code=cfg.trust_remote_code, dtype=pick_dtype(cfg.dtype, device),
+                    seed=cfg.seed)
+    data = load_data(cfg.task, cfg.dataset, n_train=cfg.train_size, n_eval=max(cfg.eval_size, cfg.record_batch),
+                     seed=cfg.seed, options=cfg.task_options)
+    model, tok = lm.model.to(device).train(), lm.tokenizer
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    encoded = [encode(tok, ex, cfg.max_length) for ex in data.train]
+    adapted = build_method(cfg, model, encoded, tok.pad_token_id, device, progress=progress and rank == 0)
+    optimizer = torch.optim.AdamW(adapted.param_groups(cfg.lr, cfg.weight_decay))
+    run = Run(cfg, adapted, batch_stream(encoded, cfg.batch_size, tok.pad_token_id, seed=cfg.seed, rank=rank,
+                                         world=world), optimizer,
+              torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(cfg.steps, cfg.warmup)), device=device,
+              world=world)
+    if rank != 0:
+        run.recorder = NullRecorder(cfg)
+        return run
+    record_batch = to_device(collate([encode(tok, ex, cfg.max_length) for ex in data.eval[: cfg.record_batch]],
+                                     tok.pad_token_id), device)
+    eval_data = type(data)(data.name, data.train, data.eval[: cfg.eval_size], data.score)
+    writer = Writer(cfg.store)
+    run_id = writer.create_run(
+        name=cfg.name(), kind="train", method=adapted.method, model=cfg.model, task=data.name,
+        config={**cfg.to_dict(), "method_options": adapted.config.to_dict(), "world_size": world,
+                "model_source": lm.source, "hidden_size": hidden_size(model)},
+        trainable_params=adapted.trainable_parameters(), total_params=adapted.total_parameters())
+    if progress:
+        tqdm.write(f"run {run_id}  ({adapted.method} on {cfg.model}, {adapted.trainable_parameters():,} trainable "
+                   f"parameters) -> {cfg.store}")
+    run.recorder = Recorder(cfg, adapted, tok, record_batch, eval_data, writer, run_id)
+    return run
+
+
+def build_method(cfg: TrainConfig, model: nn.Module, encoded: list[dict], pad_id: int, device: torch.device, *,
+                 progress: bool) -> Adapted:
+    """The method on the model; an allocation-driven one reads its analysis from the store or measures it on
+    the training data first (its own seed, so the training stream is unchanged)."""
+    options = {**cfg.method_options, **({"target_modules": cfg.target_modules} if cfg.target_modules else {})}
+
+    def batches() -> Iterator[dict[str, torch.Tensor]]:
+        return (to_device(b, device) for b in batch_stream(encoded, cfg.batch_size, pad_id, seed=cfg.seed + 1))
+
+    context = methods.BuildContext(total_steps=cfg.steps,
+                                   measurements=StoredOrMeasured(model, cfg.store, batches, progress=progress))
+    adapted = methods.build(cfg.method, model, options, context=context)
+    if cfg.record_gid_every and not adapted.gradient_weights():
+        raise GeodiagError(f"--record-gid-every needs --method full: {cfg.method} freezes the base weights, so "
+                           "they have no gradient during training. For a one-off GID use `geodiag analyze gid`.")
+    if cfg.subspace_k and not adapted.adapters():
+        raise GeodiagError(f"--subspace-k compares adapter updates with the gradient, and {cfg.method} has no "
+                           "adapters; use it with an adapter method (lora, manifold, ralora, ...).")
+    return adapted
+
+
+def warmup_cosine(steps: int, warmup: float) -> Callable[[int], float]:
+    """Linear warm-up over the first `warmup` fraction of steps, then cosine decay to zero."""
+    n_warm = int(warmup * steps)
+
+    def factor(k: int) -> float:
+        if k < n_warm:
+            return (k + 1) / n_warm
+        progress = (k - n_warm) / max(1, steps - n_warm)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def init_distributed() -> tuple[int, int]:
+    """(rank, world size): under torchrun, a gloo process group; alone, (0, 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise GeodiagError("device=cuda was asked for but no CUDA GPU is available; use --device cpu.")
+    return torch.device(name)
+
+
+def pick_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    return getattr(torch, name)
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in batch.items()}

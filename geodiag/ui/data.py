@@ -1,0 +1,52 @@
+"""Cached store reads for the pages: short-lived, so a running run's new points appear within seconds."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from geodiag import figures
+from geodiag.names import EVAL_ACCURACY, LOSS_LM
+from geodiag.store import Reader
+
+# Short enough that a running run's new points appear within seconds, long enough to spare the file.
+LIVE_TTL_S = 3
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def load_runs(store: str) -> pd.DataFrame:
+    return Reader(store).runs()
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def load_figure_data(store: str, name: str, run_ids: tuple[str, ...]) -> pd.DataFrame:
+    return figures.figure_data(Reader(store), name, list(run_ids))
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def load_metrics(store: str, run_ids: tuple[str, ...], names: tuple[str, ...]) -> pd.DataFrame:
+    return Reader(store).metrics(list(run_ids), names)
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def runs_with(store: str, names: tuple[str, ...]) -> set[str]:
+    """Ids of the runs that recorded any of these metrics."""
+    return Reader(store).runs_with(names)
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def run_summary(store: str) -> pd.DataFrame:
+    """The runs table with outcomes: steps done, final LM loss, accuracy before and after."""
+    reader = Reader(store)
+    runs = reader.runs()
+    m = reader.metrics(list(runs["run_id"]), (LOSS_LM, EVAL_ACCURACY))
+    lm = m[m["name"] == LOSS_LM].sort_values("step").groupby("run_id")
+    acc = m[m["name"] == EVAL_ACCURACY].sort_values("step").groupby("run_id")["value"]
+    out = runs[["run_id", "name", "status", "kind", "method", "model", "task"]].copy()
+    out["steps"] = out["run_id"].map(lm["step"].max())
+    out["final_loss"] = out["run_id"].map(lm["value"].last())
+    out["acc_before"] = out["run_id"].map(acc.first())
+    out["acc_after"] = out["run_id"].map(acc.last())
+    out["trainable_params"] = pd.to_numeric(runs["trainable_params"], errors="coerce").astype("Int64")
+    out["started_at"], out["ended_at"] = runs["started_at"], runs["ended_at"]
+    return out

@@ -1,0 +1,36 @@
+"""The geodiag command, run as a user runs it: a subprocess, output and exit status."""
+
+import json
+
+from helpers import geodiag
+
+from geodiag.store import Writer
+
+
+def test_help_and_version():
+    out = geodiag("--help")
+    assert out.returncode == 0 and "runs" in out.stdout
+    assert geodiag("--version").stdout.startswith("geodiag ")
+
+
+def test_runs_list_and_show(tmp_path):
+    store = tmp_path / "s.duckdb"
+    rid = Writer(store).create_run(name="my-run", kind="train", method="lora", config={"r": 4})
+    Writer(store).append(rid, [{"step": 0, "name": "loss/lm", "value": 2.0}])
+    table = geodiag("runs", "list", "--store", str(store))
+    assert table.returncode == 0 and "my-run" in table.stdout and rid in table.stdout
+    records = json.loads(geodiag("runs", "list", "--store", str(store), "--json").stdout)
+    assert records[0]["run_id"] == rid and records[0]["method"] == "lora"
+    show = geodiag("runs", "show", rid, "--store", str(store))
+    assert show.returncode == 0 and '"r": 4' in show.stdout and "loss/lm" in show.stdout
+
+
+def test_errors_are_one_sentence_and_exit_2(tmp_path):
+    bad = tmp_path / "bad.duckdb"
+    bad.write_text("not a database")
+    out = geodiag("runs", "list", "--store", str(bad))
+    assert out.returncode == 2
+    assert out.stderr.startswith("geodiag: error: The file at") and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    missing = geodiag("runs", "show", "abc", "--store", str(tmp_path / "none.duckdb"))
+    assert missing.returncode == 2 and "There is no store at" in missing.stderr
