@@ -1,9 +1,19 @@
-"""`geodiag dashboard`: the Streamlit dashboard on a store, bound to 127.0.0.1 unless told otherwise."""
+"""`geodiag dashboard`: the Streamlit dashboard on a store, bound to 127.0.0.1 unless told otherwise.
+
+Streamlit's own command line runs it, told first that app.py routes every page through st.navigation.
+Streamlit decides once per server process whether a `pages/` folder beside the main script means its legacy
+multipage routing, and until some session has called st.navigation it routes the first browser session that
+way (a different link list; the page run without app.py's sidebar). geodiag keeps its views in pages/, so it
+says so before the server starts. A bare `streamlit run app.py` still works: each page re-routes through
+app.py on its first run (geodiag.ui.selection.through_entry). A browser test watches the navigation a fresh
+server's first session receives, to catch a Streamlit upgrade that changes this internal.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from geodiag.errors import GeodiagError
@@ -21,10 +31,20 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from geodiag.ui.serve import serve  # streamlit: only for this command
-
     if not APP.exists():
         raise GeodiagError(f"The dashboard's app.py is not at {APP}; run geodiag from a checkout of its repository.")
     os.environ["GEODIAG_STORE"] = args.store
     serve(APP, host=args.host, port=args.port)
     return 0
+
+
+def serve(app: Path, *, host: str, port: int) -> None:
+    # streamlit is imported here, for this command only; geodiag.ui is first imported by app.py, in the runtime
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.web import cli
+
+    PagesManager.uses_pages_directory = False
+    sys.argv = ["streamlit", "run", str(app), "--server.address", host, "--server.port", str(port),
+                "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
+                "--server.fileWatcherType", "none"]  # a dashboard, not a script being edited: no file polling
+    cli.main()

@@ -1,6 +1,6 @@
 """Streamlit glue shared by the pages: cached store reads (data), the shared selection (selection), one
-figure section with its export controls (sections), config forms (forms), the page list (pages), launching
-runs (launch) and serving the app (serve). Imports neither torch, nor models, nor methods."""
+figure section with its export controls (sections), config forms (forms), the page list (pages) and
+launching runs (launch). Imports neither torch, nor models, nor methods."""
 
 from geodiag.ui.data import LIVE_TTL_S, load_figure_data, load_metrics, load_runs, run_summary, runs_with
 from geodiag.ui.pages import PAGES, PageSpec

@@ -20,7 +20,7 @@ def through_entry() -> None:
     """Make sure app.py (sidebar, navigation) runs. Under a bare `streamlit run app.py`, Streamlit routes the
     very first session of a fresh server through its legacy pages/ folder handling until some session has
     called st.navigation, which would run a page on its own; switch that off and rerun, so that app.py routes
-    to this same page. (`geodiag dashboard` switches it off before the server starts: geodiag.ui.serve.)"""
+    to this same page. (`geodiag dashboard` switches it off before the server starts: geodiag.cli.dashboard.)"""
     from streamlit.runtime.pages_manager import PagesManager
 
     # app.py seeds "store" before routing; its absence means this page was run on its own

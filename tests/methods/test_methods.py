@@ -164,7 +164,7 @@ def test_pca_probe_mode_spans_the_top_principal_directions(tokenizer):
     top = torch.linalg.eigh(Xc.T @ Xc).eigenvectors.flip(1)[:, :8]
     # same subspace: the projector onto span(Q) equals the projector onto the top-8 eigenvectors
     torch.testing.assert_close(Q @ Q.T, top @ top.T, atol=1e-6, rtol=0)
-    assert not math.isnan(float(adapted.aux_losses(0.5)["loss/alignment"][0]))
+    assert not math.isnan(float(adapted.aux_losses(0.5)["loss/alignment"][0].detach()))
 
 
 def test_adalora_orthogonality_term_equals_peft_regulariser(tokenizer):
@@ -177,9 +177,9 @@ def test_adalora_orthogonality_term_equals_peft_regulariser(tokenizer):
     batch = collate([encode(tokenizer, Example("What is 2 plus 2?", "4"), 32)], tokenizer.pad_token_id)
     value, weight = adapted.aux_losses(0.0)["loss/orthogonality"]
     cfg = adapted.model.peft_config["default"]
-    plain = float(adapted.model(**batch).loss)
+    plain = float(adapted.model(**batch).loss.detach())
     cfg.orth_reg_weight = 0.5
-    with_reg = float(adapted.model(**batch).loss)
+    with_reg = float(adapted.model(**batch).loss.detach())
     cfg.orth_reg_weight = 0.0
-    assert weight == 0.5 and float(value) > 0
-    assert with_reg - plain == pytest.approx(weight * float(value), rel=1e-5)
+    assert weight == 0.5 and float(value.detach()) > 0
+    assert with_reg - plain == pytest.approx(weight * float(value.detach()), rel=1e-5)

@@ -92,7 +92,7 @@ def run_ids(store) -> dict:
 
 def test_a_fresh_servers_first_session_sees_only_the_apps_navigation(dashboard_store, browser, tmp_path):
     """Streamlit routes a fresh server's first session through its legacy pages/ handling unless told not to
-    (geodiag.ui.serve): every navigation message that session receives must list the app's own pages."""
+    (geodiag.cli.dashboard): every navigation message that session receives must list the app's own pages."""
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
     proc, url = start_dashboard(Path(dashboard_store["store"]), tmp_path)
