@@ -86,9 +86,9 @@ def train_form() -> None:
         options |= grid([s for s in method_specs if s.group == "advanced"], f"l-{method}", choices=choices)
     if st.button("Start training", type="primary", key="l-start"):
         run = {"model": model, "method": method, **changed(specs, values, defaults), "store": store_path()}
-        own = changed(method_specs, options)
-        if checked(lambda: (TrainConfig.from_dict(run), METHODS[method].config.from_dict(own))):
-            start(launcher.command("train", {**run, **own}))
+        picked = changed(method_specs, options)
+        if checked(lambda: (TrainConfig.from_dict(run), METHODS[method].config.from_dict(picked))):
+            start(launcher.command("train", {**run, **picked}))
 
 
 def analyze_form() -> None:

@@ -110,3 +110,18 @@ def test_lora_gid_and_gelora_train_with_the_analysed_ranks(tmp_path, method, ana
     counts = sv[sv.step == 4].groupby("module").size()
     assert counts.to_dict() == {m: int(r) for m, r in planned.items()}
     assert reader.run(rid)["trainable_params"] == reader.metric(rid, "params/trainable")["value"].iloc[0]
+
+
+def test_remove_detaches_every_block_adapter(vocab):
+    model = tiny_model(vocab)
+    x = torch.randint(0, 1000, (2, 9))
+    with torch.no_grad():
+        base = model(input_ids=x).logits
+    names = [n for n in linear_modules(model) if n.endswith(("q_proj", "v_proj"))]
+    adapted = RaLoraAdapted(model, RaLoraConfig(r=2), [Allocation(n, 2, 2, params=0) for n in names])
+    with torch.no_grad():
+        for ad in adapted.adapters_.values():
+            ad.B.normal_()
+        assert not torch.allclose(model(input_ids=x).logits, base)  # the blocks change the output...
+        adapted.remove()
+        assert torch.equal(model(input_ids=x).logits, base)  # ...until they are detached
