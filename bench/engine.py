@@ -4,6 +4,8 @@
   ManifoldLoRA reports 1.12x).
 - ManifoldLoRA steps with diagnostics recorded every 10 steps (spectra, gates, probes, participation
   ratios, written to a real store) vs no recording (goal <= 1.03x).
+- LoRA steps with the LM head applied to the labelled positions only vs the model's full forward (every
+  position's logits), on the same batches.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from geodiag.models import load_model
 from geodiag.names import LOSS_LM
 from geodiag.store import Writer
 from geodiag.train import Run, TrainConfig, train_step
+from geodiag.train.loss import full_loss, labelled_loss
 from geodiag.train.recorder import Recorder
 
 
@@ -82,6 +85,32 @@ def bench_step_time(model_name: str = "smollm2", steps: int = 6, rounds: int = 2
             "lora_step_s": med["lora"], "ratio": med["manifold"] / med["lora"],
             "trainable_manifold": manifold[0].trainable_parameters(), "trainable_lora": lora.trainable_parameters(),
             "steps_timed": steps * rounds, "goal_ratio": 1.05}
+
+
+def bench_lm_head(model_name: str = "smollm2", steps: int = 6, rounds: int = 2) -> dict:
+    """Median LoRA step time (batch 2 x accumulation 8) with the model's own loss (logits at every position)
+    and with the head on the labelled positions only, alternating round by round; the losses must agree."""
+    cfg = TrainConfig(model=model_name, steps=1000, grad_accum=8, batch_size=2)
+    lm = load_model(model_name)
+    adapted = methods.build("lora", lm.model, {"r": 8})
+    stream, record = _stream(lm.tokenizer)
+    opt = torch.optim.AdamW(adapted.param_groups(1e-4, 0.01))
+    runs = {"full": Run(cfg, adapted, stream, opt, loss=lambda b: full_loss(adapted.model, b)),
+            "labelled": Run(cfg, adapted, stream, opt, loss=lambda b: labelled_loss(adapted.model, b))}
+    times = {k: [] for k in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            for step in range(1, steps + 2):
+                t0 = time.perf_counter()
+                train_step(run, step)
+                opt.zero_grad(set_to_none=True)
+                if step > 1:  # the first step of a round warms up
+                    times[name].append(time.perf_counter() - t0)
+    with torch.no_grad():
+        gap = abs(float(full_loss(adapted.model, record)) - float(labelled_loss(adapted.model, record)))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"model": model_name, "full_step_s": med["full"], "labelled_step_s": med["labelled"],
+            "ratio": med["full"] / med["labelled"], "loss_gap_on_record_batch": gap, "steps_timed": len(times["full"])}
 
 
 def bench_recording(model_name: str = "smollm2", steps: int = 20, record_every: int | None = None) -> dict:

@@ -60,7 +60,7 @@ def train_step(run: Run, step: int) -> dict[str, float]:
     cfg, adapted = run.cfg, run.adapted
     lm = 0.0
     for _ in range(cfg.grad_accum):
-        loss = adapted.model(**run.next_batch()).loss
+        loss = run.lm_loss(run.next_batch())  # the LM head on the answer positions only (train/loss.py)
         check_finite(loss, step)
         (loss / cfg.grad_accum).backward()
         lm += float(loss.detach()) / cfg.grad_accum

@@ -24,6 +24,7 @@ from geodiag.errors import GeodiagError
 from geodiag.methods.base import Adapted
 from geodiag.models import hidden_size, load_model
 from geodiag.store import Writer
+from geodiag.train.loss import full_loss, lm_loss
 from geodiag.train.recorder import NullRecorder, Recorder
 
 
@@ -39,9 +40,13 @@ class Run:
     recorder: Recorder | NullRecorder | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     world: int = 1
+    loss: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None  # default: the model's own loss
 
     def next_batch(self) -> dict[str, torch.Tensor]:
         return to_device(next(self.stream), self.device)
+
+    def lm_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.loss(batch) if self.loss is not None else full_loss(self.adapted.model, batch)
 
 
 def setup(cfg: TrainConfig, *, progress: bool = True) -> Run:
@@ -60,10 +65,11 @@ def setup(cfg: TrainConfig, *, progress: bool = True) -> Run:
     encoded = [encode(tok, ex, cfg.max_length) for ex in data.train]
     adapted = build_method(cfg, model, encoded, tok.pad_token_id, device, progress=progress and rank == 0)
     optimizer = torch.optim.AdamW(adapted.param_groups(cfg.lr, cfg.weight_decay))
+    loss, lm_head = lm_loss(adapted, to_device(collate(encoded[: cfg.batch_size], tok.pad_token_id), device))
     run = Run(cfg, adapted, batch_stream(encoded, cfg.batch_size, tok.pad_token_id, seed=cfg.seed, rank=rank,
                                          world=world), optimizer,
               torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(cfg.steps, cfg.warmup)), device=device,
-              world=world)
+              world=world, loss=loss)
     if rank != 0:
         run.recorder = NullRecorder(cfg)
         return run
@@ -74,7 +80,7 @@ def setup(cfg: TrainConfig, *, progress: bool = True) -> Run:
     run_id = writer.create_run(
         name=cfg.name(), kind="train", method=adapted.method, model=cfg.model, task=data.name,
         config={**cfg.to_dict(), "method_options": adapted.config.to_dict(), "world_size": world,
-                "model_source": lm.source, "hidden_size": hidden_size(model)},
+                "model_source": lm.source, "hidden_size": hidden_size(model), "lm_head": lm_head},
         trainable_params=adapted.trainable_parameters(), total_params=adapted.total_parameters())
     if progress:
         tqdm.write(f"run {run_id}  ({adapted.method} on {cfg.model}, {adapted.trainable_parameters():,} trainable "

@@ -57,6 +57,7 @@ def test_manifold_run_records_every_contract_metric(manifold_run):
     assert run["status"] == "finished" and run["method"] == "manifold" and run["kind"] == "train"
     assert 0 < run["trainable_params"] < run["total_params"]
     assert run["config"]["method_options"]["r_div"] == 4
+    assert run["config"]["lm_head"] == "labelled positions only"  # the loss skips the head where nothing is learnt
     assert set(CONTRACT) <= set(reader.metric_names(rid))
     gates = reader.metric(rid, "gate/value")
     assert gates["value"].between(0, 1).all() and set(gates["module_type"]) == {"q", "v"}
