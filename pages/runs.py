@@ -26,7 +26,7 @@ st.dataframe(table, hide_index=True, width="stretch", column_config={
     "ended_at": st.column_config.DatetimeColumn("ended", format="YYYY-MM-DD HH:mm:ss"),
 })
 
-failed = shown[shown["status"].isin(["failed", "interrupted"]) & shown["message"].notna()]
+failed = shown[shown["status"].isin(["failed", "interrupted", "stale"]) & shown["message"].notna()]
 for r in failed.itertuples():
     st.warning(f"**{r.name}** ({r.status}): {r.message}")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +19,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from geodiag.store.schema import METRIC_COLUMNS
+
+# A writer stamps run.json at least every HEARTBEAT_S while it runs (each append, and each step through
+# Writer.beat); a run on another host silent for STALE_AFTER_S reads as stale. Ten minutes is far beyond a
+# beat and a training step on the models geodiag targets, and beyond clock skew between hosts.
+HEARTBEAT_S = 30.0
+STALE_AFTER_S = 600.0
 
 METRICS_ARROW = pa.schema([
     ("run_id", pa.string()), ("step", pa.int64()), ("wall_time", pa.float64()), ("name", pa.string()),
@@ -78,13 +85,38 @@ def batch_files(store: Path, run_id: str | None = None) -> list[Path]:
 
 
 def with_liveness(rec: dict) -> dict:
-    """A run still marked running whose process is gone from this host was interrupted (SIGKILL, crash)."""
-    ours = rec.get("host") == socket.gethostname() and rec.get("pid")
-    if rec.get("status") == "running" and ours and not pid_alive(int(rec["pid"])):
-        rec = {**rec, "status": "interrupted",
-               "message": rec.get("message") or "The process stopped without finishing the run "
-                                               "(killed or crashed); its data up to the last flush is kept."}
+    """How a run marked running reads: `interrupted` when its process is gone from this host (SIGKILL, crash);
+    `stale` when it runs on another host (whose processes this one cannot see) and its writer has been silent
+    for longer than STALE_AFTER_S; otherwise running."""
+    if rec.get("status") != "running":
+        return rec
+    if rec.get("host") == socket.gethostname():
+        if rec.get("pid") and not pid_alive(int(rec["pid"])):
+            return {**rec, "status": "interrupted",
+                    "message": rec.get("message") or "The process stopped without finishing the run "
+                                                    "(killed or crashed); its data up to the last flush is kept."}
+        return rec
+    silent = seconds_since(rec.get("heartbeat"))
+    if silent is not None and silent > stale_after_s():
+        return {**rec, "status": "stale",
+                "message": f"No write from host {rec.get('host')} for {silent / 60:.0f} min (the last at "
+                           f"{str(rec['heartbeat'])[:19]} UTC): its writer may have stopped or lost the shared "
+                           "store. A run on another host is never marked interrupted from here."}
     return rec
+
+
+def stale_after_s() -> float:
+    """How long a run on another host may be silent before it reads as stale (GEODIAG_STALE_AFTER_S)."""
+    return float(os.environ.get("GEODIAG_STALE_AFTER_S", STALE_AFTER_S))
+
+
+def seconds_since(stamp) -> float | None:
+    """Seconds from a naive UTC timestamp (as the writer stamps them) to now; None if there is none."""
+    try:
+        then = datetime.fromisoformat(str(stamp))
+    except ValueError:
+        return None
+    return (datetime.now(timezone.utc).replace(tzinfo=None) - then).total_seconds()
 
 
 def pid_alive(pid: int) -> bool:

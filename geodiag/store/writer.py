@@ -43,7 +43,8 @@ class Writer:
         record.update(run_id=run_id, name=name, kind=kind, method=method, model=model, task=task,
                       status="running", config=dict(config or {}), started_at=_now(),
                       trainable_params=trainable_params, total_params=total_params,
-                      host=socket.gethostname(), pid=os.getpid(), geodiag_version=geodiag.__version__)
+                      host=socket.gethostname(), pid=os.getpid(), geodiag_version=geodiag.__version__,
+                      heartbeat=_now())
         self._runs[run_id] = record
         spool.write_run(self.path, record)
         ingest(self.path)
@@ -63,8 +64,18 @@ class Writer:
         self._record(run_id)  # unknown runs fail here, before anything is written
         # time + pid names keep batches unique and ordered even if a run's writer is recreated
         spool.write_batch(self.path, run_id, time.time_ns(), df, suffix=os.getpid())
+        self.beat(run_id)
         ingest(self.path)
         return len(df)
+
+    def beat(self, run_id: str, every_s: float = spool.HEARTBEAT_S) -> None:
+        """Stamp the run as alive (run.json's heartbeat), at most once every `every_s`: readers on other
+        hosts, who cannot see this process, tell a silent run from a live one by it."""
+        record = self._record(run_id)
+        silent = spool.seconds_since(record.get("heartbeat"))
+        if record.get("status") == "running" and (silent is None or silent >= every_s):
+            self._runs[run_id] = {**record, "heartbeat": _now()}
+            spool.write_run(self.path, self._runs[run_id])
 
     def update_run(self, run_id: str, **fields) -> None:
         """Change run columns other than status (e.g. parameter counts once the model is built)."""

@@ -57,6 +57,7 @@ class Recorder:
         self.rows += [row(step, wall, LR, g["lr"], module=g.get("name")) for g in optimizer.param_groups]
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{logs[LOSS_LM]:.3f}")
+        self.writer.beat(self.run_id)  # alive, for readers on other hosts (rate-limited: nearly free)
 
     def gid(self, step: int) -> None:
         """GID of this step's gradient of every trained base weight (full fine-tuning), before zero_grad."""

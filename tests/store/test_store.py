@@ -118,3 +118,48 @@ def test_bad_rows_and_statuses_are_rejected(store):
         w.append(rid, [{"value": 1.0}])
     with pytest.raises(ValueError, match="status must be one of"):
         w.set_status(rid, "done")
+
+
+def _as_if_from(store, run_id: str, host: str, heartbeat: str) -> None:
+    """Rewrite a running run's spooled record as another host's writer would have left it."""
+    import json
+
+    from geodiag.store import spool
+
+    path = spool.run_dir(store, run_id) / "run.json"
+    rec = json.loads(path.read_text())
+    path.write_text(json.dumps({**rec, "host": host, "pid": 999_999_999, "heartbeat": heartbeat}))
+
+
+def test_a_run_on_another_host_is_never_interrupted_and_reads_stale_once_silent(store, monkeypatch):
+    from datetime import datetime, timedelta, timezone
+
+    w = Writer(store)
+    rid = w.create_run(name="remote", kind="train", method="lora")
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    _as_if_from(store, rid, "gpu-node-7", str(now - timedelta(minutes=3)))
+    assert Reader(store).run(rid)["status"] == "running"  # its pid means nothing here: not interrupted
+    _as_if_from(store, rid, "gpu-node-7", str(now - timedelta(minutes=11)))
+    run = Reader(store).run(rid)
+    assert run["status"] == "stale" and "No write from host gpu-node-7 for 11 min" in run["message"]
+    monkeypatch.setenv("GEODIAG_STALE_AFTER_S", "3600")  # the interval is a setting
+    assert Reader(store).run(rid)["status"] == "running"
+
+
+def test_a_writer_beats_while_it_runs_and_not_once_it_ended(store):
+    import json
+
+    from geodiag.store import spool
+
+    w = Writer(store)
+    rid = w.create_run(name="live", kind="train", method="lora")
+    path = spool.run_dir(store, rid) / "run.json"
+    first = json.loads(path.read_text())["heartbeat"]
+    w.beat(rid)  # within the beat interval: nothing written
+    assert json.loads(path.read_text())["heartbeat"] == first
+    time.sleep(0.01)
+    w.beat(rid, every_s=0)
+    assert json.loads(path.read_text())["heartbeat"] > first
+    w.set_status(rid, "finished")
+    w.beat(rid, every_s=0)
+    assert Reader(store).run(rid)["status"] == "finished"
