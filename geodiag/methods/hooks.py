@@ -35,15 +35,18 @@ class HookAdapted(Adapted):
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
 
     def attach(self, name: str, adapter: nn.Module) -> None:
-        """Put `adapter` (with a `delta(x)` method) on the linear layer `name`, on its weight's device and dtype."""
+        """Put `adapter` (with a `delta(x)` method) on the linear layer `name`, on its weight's device. Its
+        parameters keep their own dtype (float32) under a bfloat16 base model: the update is computed in
+        float32 and added in the layer's dtype, as peft does for LoRA."""
         linear = linear_modules(self.model)[name]
-        adapter = adapter.to(linear.weight.device, linear.weight.dtype)
+        adapter = adapter.to(linear.weight.device)
+        dtype = next(adapter.parameters()).dtype
         self.adapters_[module_key(name)] = adapter
         self.targets.append(name)
 
         def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
             self.on_input(name, inputs[0])
-            return output + adapter.delta(inputs[0])
+            return output + adapter.delta(inputs[0].to(dtype)).to(output.dtype)
 
         self._handles.append(linear.register_forward_hook(hook))
 

@@ -10,6 +10,7 @@ the full forward for a model whose head does more than one linear map (logit sca
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -35,14 +36,23 @@ def full_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
     return model(**batch).loss
 
 
-def lm_loss(adapted: Adapted, probe: Batch, *, rtol: float = 1e-4) -> tuple[Callable[[Batch], torch.Tensor], str]:
+# config attributes of heads that do more than one linear map (Gemma 2's soft-capping, Cohere's logit scale)
+_SHAPED_HEADS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")
+
+
+def lm_loss(adapted: Adapted, probe: Batch) -> tuple[Callable[[Batch], torch.Tensor], str]:
     """The loss function training uses, and its name for the run's config: the labelled-positions loss when
-    it equals the model's own loss on `probe` (a batch with labels, on the model's device), else the model's."""
+    the head is one linear map and it equals the model's own loss on `probe` (a batch with labels, on the
+    model's device; to 1e-4 in float32, to bfloat16's rounding otherwise); else the model's own loss."""
     model = adapted.model
-    if backbone(model) is model or model.get_output_embeddings() is None:
-        return (lambda batch: full_loss(model, batch)), "full logits (the decoder stack is not separable)"
+    full = functools.partial(full_loss, model)
+    config = getattr(model, "config", None)
+    if backbone(model) is model or model.get_output_embeddings() is None or any(
+            getattr(config, a, None) not in (None, 1, 1.0) for a in _SHAPED_HEADS):
+        return full, "full logits (the head is not one linear map on the decoder's output)"
     with adapted.recording(), torch.no_grad():  # eval mode: dropout would make the two forwards differ
-        ours, theirs = labelled_loss(model, probe), full_loss(model, probe)
-    if not torch.allclose(ours, theirs.float(), rtol=rtol, atol=1e-6):
-        return (lambda batch: full_loss(model, batch)), "full logits (the model's head is not a plain linear map)"
-    return (lambda batch: labelled_loss(model, batch)), "labelled positions only"
+        ours, theirs = labelled_loss(model, probe), full_loss(model, probe).float()
+    rtol = 1e-4 if model.get_output_embeddings().weight.dtype == torch.float32 else 2e-2
+    if not torch.allclose(ours, theirs, rtol=rtol, atol=1e-6):
+        return full, f"full logits (the labelled-positions loss differed: {float(ours):.6g} vs {float(theirs):.6g})"
+    return functools.partial(labelled_loss, model), "labelled positions only"

@@ -78,3 +78,10 @@ def test_training_uses_it_only_where_it_is_exact(tokenizer):
     loss, name = lm_loss(a, batch(tokenizer))  # the model's own loss now does more than its head
     handle.remove()
     assert name.startswith("full logits")
+
+
+def test_a_head_that_is_more_than_a_linear_map_keeps_the_models_loss(tokenizer):
+    model = tiny_model(len(tokenizer))
+    model.config.final_logit_softcapping = 30.0  # as Gemma 2 declares it
+    a = build("lora", model, {"r": 4})
+    assert lm_loss(a, batch(tokenizer))[1].startswith("full logits")

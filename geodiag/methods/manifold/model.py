@@ -108,9 +108,8 @@ class ManifoldAdapted(HookAdapted):
         p = self.h // cfg.probe_div
         if p < 1:
             raise GeodiagError(f"probe_div={cfg.probe_div} exceeds the hidden size {self.h}; lower it.")
-        ref = next(model.parameters())
-        self.probes = nn.ModuleList([Probe(self.h, p, cfg).to(ref.device, ref.dtype)
-                                     for _ in range(len(decoder_layers(model)))])
+        device = next(model.parameters()).device  # float32 probes, like the adapters, under any base dtype
+        self.probes = nn.ModuleList([Probe(self.h, p, cfg).to(device) for _ in range(len(decoder_layers(model)))])
         self._cov: dict[int, tuple] = {}  # layer -> (sum x x^T, sum x, count, last input) in pca mode
         self._mask: torch.Tensor | None = None  # the attention mask of the forward in progress
         self._handles.append(backbone(model).register_forward_pre_hook(self._remember_mask, with_kwargs=True))
