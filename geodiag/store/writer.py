@@ -8,6 +8,7 @@ see it.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import time
@@ -127,7 +128,7 @@ class Writer:
             from geodiag.store.reader import Reader
 
             record = Reader(self.path).run(run_id)  # StoreError with a clear sentence if unknown
-            self._runs[run_id] = {c: record.get(c) for c in RUN_COLUMNS}
+            self._runs[run_id] = {c: _plain(record.get(c)) for c in RUN_COLUMNS}
         return self._runs[run_id]
 
 
@@ -143,6 +144,15 @@ def _check_store_path(path: Path) -> None:
         except StoreError as e:
             if "locked" not in str(e):  # locked means another geodiag process is using a valid store
                 raise
+
+
+def _plain(value):
+    """A value read back through pandas as run.json holds it: no NaT/NaN, timestamps as text, Python numbers."""
+    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat(sep=" ")
+    return value.item() if hasattr(value, "item") and not isinstance(value, dict | list | str) else value
 
 
 def _now() -> str:

@@ -163,3 +163,17 @@ def test_a_writer_beats_while_it_runs_and_not_once_it_ended(store):
     w.set_status(rid, "finished")
     w.beat(rid, every_s=0)
     assert Reader(store).run(rid)["status"] == "finished"
+
+
+def test_a_second_writer_can_append_to_a_running_run(store):
+    """Another Writer object (a callback, a second process) adds rows to a run it did not create: its
+    heartbeat rewrites the run's record, which must fold into the table like the first writer's."""
+    rid = Writer(store).create_run(name="live", kind="train", method="lora", config={"r": 4})
+    Writer(store).append(rid, [{"step": 1, "name": "loss/lm", "value": 2.0}])
+    Writer(store).beat(rid, every_s=0)
+    from geodiag.store.ingest import ingest
+
+    assert ingest(store, timeout_s=5) is not None  # the record folds (no NaT where a timestamp goes)
+    run = Reader(store).run(rid)
+    assert run["status"] == "running" and run["config"] == {"r": 4} and pd.isna(run["ended_at"])
+    assert len(Reader(store).metric(rid, "loss/lm")) == 1
