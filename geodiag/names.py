@@ -66,7 +66,6 @@ ANALYSIS_PROGRESS = "analysis/progress"
 ANGLE_DW_GRAD = "subspace/angle_dw_grad"
 ANGLE_DW_PROBE = "subspace/angle_dw_probe"
 ANGLE_GRAD_PROBE = "subspace/angle_grad_probe"
-SUBSPACE_ANGLES = (ANGLE_DW_GRAD, ANGLE_DW_PROBE, ANGLE_GRAD_PROBE)
 
 
 def random_reference(angle: str) -> str:

@@ -5,7 +5,7 @@ import streamlit as st
 
 from geodiag.figures.rank import fisher_table
 from geodiag.names import GID, R_REF
-from geodiag.ui import figure_section, load_figure_data, page, runs_with_data, stepped_figure
+from geodiag.ui import figure_section, load_figure_data, page, runs_with_data, stepped_figure, store_path
 
 runs, ids = page("Gradient intrinsic dimensionality")
 rank = st.number_input("LoRA reference rank", 1, 256, R_REF, key="gid-rank")
@@ -15,7 +15,7 @@ stepped_figure("gid", GID, ids[:1], runs, lora_rank=int(rank), height=640)
 
 st.subheader("GID vs Fisher information (RaLoRA Table 8)")
 fisher_ids = runs_with_data("fisher", ids[:1], runs)
-table = fisher_table(load_figure_data(st.session_state.get("store", ""), "fisher", tuple(fisher_ids)))
+table = fisher_table(load_figure_data(store_path(), "fisher", tuple(fisher_ids)))
 if table.empty:
     st.info("No GID-Fisher correlations in this run. Record them with `geodiag analyze gid`.")
 else:
