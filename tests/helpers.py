@@ -14,3 +14,9 @@ def random_rotation(rng: np.random.Generator, D: int) -> np.ndarray:
 def geodiag(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """The geodiag command as a user runs it: a subprocess, its output and exit status."""
     return subprocess.run([sys.executable, "-m", "geodiag", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def torchrun(*args: str, nproc: int = 2, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`torchrun --standalone --nproc_per_node N <args>` as a user runs it (gloo on the CPU)."""
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                           str(nproc), *args], capture_output=True, text=True, timeout=timeout)

@@ -25,7 +25,7 @@ def build_parser() -> Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_launcher_separator_dropped(sys.argv[1:] if argv is None else list(argv)))
     if not hasattr(args, "handler"):
         parser.print_help()
         return 0 if args.command is None else 2
@@ -41,6 +41,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _launcher_separator_dropped(argv: list[str]) -> list[str]:
+    """`torchrun ... -m geodiag train -- --r 8`: torchrun's (and accelerate's) parser takes any `--x` after the
+    script for a possible abbreviation of its own options (`--r` is ambiguous there) unless a `--` comes
+    first; that `--` reaches us and is dropped, since no geodiag argument is a bare `--`."""
+    if "--" in argv:
+        argv = argv[: argv.index("--")] + argv[argv.index("--") + 1:]
+    return argv
 
 
 def _terminate(signum, frame) -> None:

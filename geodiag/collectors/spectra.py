@@ -38,7 +38,7 @@ from geodiag.records import row
 def adapter_rows(adapted: Adapted, step: int, wall: float) -> list[dict]:
     """Delta W spectrum metrics for every adapter, gate/rank metrics where the method has them, and the
     method's run-level scalars."""
-    rows = [r for v in adapted.adapters() for r in view_rows(v, step, wall)]
+    rows = [r for v in adapted.adapters() for r in view_rows(v.whole(), step, wall)]
     rows += [row(step, wall, name, value) for name, value in adapted.extra_state().items()]
     return rows
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,17 @@ class AdapterView:
     gates: torch.Tensor | None = None  # (r,)
     scaling: float = 1.0
     rank: int | None = None  # allocated rank where the method prunes (AdaLoRA)
+
+    def whole(self) -> AdapterView:
+        """The same view with whole factors: under FSDP a parameter is a shard (a DTensor) until gathered. A
+        collective there, so every rank gathers the same views in the same order."""
+        return dataclasses.replace(self, B=whole(self.B), A=whole(self.A),
+                                   gates=None if self.gates is None else whole(self.gates))
+
+
+def whole(t: torch.Tensor) -> torch.Tensor:
+    """A tensor whole on this rank: a sharded DTensor gathered (`full_tensor`), anything else as it is."""
+    return t.full_tensor() if hasattr(t, "full_tensor") else t
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,10 @@ class Adapted(abc.ABC):
         """Base weights that train and whose gradient GID is measured on (full fine-tuning only)."""
         return {}
 
+    def outside_modules(self) -> dict[str, nn.Module]:
+        """Trainable modules that live outside `model` (adapters applied by forward hooks)."""
+        return {}
+
     def extra_state(self) -> dict[str, float]:
         """Run-level scalars worth recording (e.g. mean temperature)."""
         return {}
@@ -91,8 +107,9 @@ class Adapted(abc.ABC):
             self.model.train(was_training)
 
     @abc.abstractmethod
-    def save(self, directory: Path) -> None:
-        """Write the trained adapter so that it can be loaded again."""
+    def save(self, directory: Path, *, main: bool = True) -> None:
+        """Write the trained adapter so that it can be loaded again; only where `main`. Every rank of a sharded
+        run calls it, so that the gathers have all their ranks."""
 
     def trainable_parameters(self) -> int:
         return sum(p.numel() for p in self.trainable())
@@ -118,5 +135,5 @@ class FactorViews(Adapted):
     def adapters(self) -> list[AdapterView]:
         return self._views
 
-    def save(self, directory: Path) -> None:
+    def save(self, directory: Path, *, main: bool = True) -> None:
         raise GeodiagError("An imported adapter is read from its own folder; geodiag does not save it again.")

@@ -63,6 +63,9 @@ class HookAdapted(Adapted):
     def trainable(self) -> list[nn.Parameter]:
         return list(self.adapters_.parameters())
 
+    def outside_modules(self) -> dict[str, nn.Module]:
+        return self.parts()
+
     def meta(self) -> dict:
         """What besides the config re-creates this adapter's structure (e.g. RaLoRA's allocation)."""
         return {}
@@ -73,9 +76,11 @@ class HookAdapted(Adapted):
             handle.remove()
         self._handles.clear()
 
-    def save(self, directory: Path) -> None:
+    def save(self, directory: Path, *, main: bool = True) -> None:
         from safetensors.torch import save_file
 
+        if not main:
+            return  # hook adapters are never sharded (they are refused under FSDP)
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = {f"{part}.{k}": v.detach().contiguous().cpu() for part, module in self.parts().items()

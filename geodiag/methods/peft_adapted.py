@@ -10,7 +10,7 @@ from pathlib import Path
 from torch import nn
 
 from geodiag.errors import GeodiagError
-from geodiag.methods.base import Adapted
+from geodiag.methods.base import Adapted, whole
 from geodiag.models import linear_modules
 
 _PREFIX = "base_model.model."
@@ -37,8 +37,17 @@ def check_rank(model: nn.Module, targets: list[str], r: int, field: str) -> None
 
 
 class PeftAdapted(Adapted):
-    def save(self, directory: Path) -> None:
-        self.model.save_pretrained(str(directory))  # PeftModel.from_pretrained loads it back
+    def save(self, directory: Path, *, main: bool = True) -> None:
+        """peft's format, which PeftModel.from_pretrained loads back; under FSDP the LoRA factors are gathered
+        one tensor at a time (never the base weights) and handed to peft whole."""
+        state = self.model.state_dict()  # shards, without communication, under FSDP
+        if not any(hasattr(v, "full_tensor") for v in state.values()):
+            if main:
+                self.model.save_pretrained(str(directory))
+            return
+        whole_state = {k: whole(v) for k, v in state.items() if "lora_" in k}
+        if main:
+            self.model.save_pretrained(str(directory), state_dict=whole_state)
 
     def lora_layers(self) -> Iterator[tuple[str, nn.Module]]:
         """(base module name, peft LoRA layer) of every adapted module."""

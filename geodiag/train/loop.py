@@ -1,7 +1,8 @@
 """The training loop, readable top to bottom.
 
-Runs unchanged under `torchrun --nproc_per_node N` (gloo on CPU): each rank takes its own micro-batches,
-trainable gradients are all-reduced before the optimiser step, and only rank 0's recorder writes.
+Runs unchanged on one process and under `torchrun --nproc_per_node N` or `accelerate launch`: each rank takes
+its own micro-batches of one global order, the engine (accelerate: DDP, FSDP, DeepSpeed) synchronises the
+gradients on the last micro-batch of each step, and only rank 0's recorder writes.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.distributed as dist
 
 from geodiag.config import TrainConfig
 from geodiag.errors import GeodiagError
@@ -47,46 +47,37 @@ def train(cfg: TrainConfig, *, progress: bool = True, should_stop: Callable[[], 
                 stop.check()
             rec.evaluate(cfg.steps)
     finally:
-        if run.world > 1 and dist.is_initialized():
-            dist.destroy_process_group()
+        run.engine.end()
     return rec.run_id
 
 
 def train_step(run: Run, step: int) -> dict[str, float]:
     """One optimiser step over grad_accum micro-batches; returns the step's mean losses.
 
-    The auxiliary losses depend on the parameters only, not on the batch, so they are computed and
-    back-propagated once per step: the same gradient as adding them to every micro-batch's loss / accum."""
-    cfg, adapted = run.cfg, run.adapted
-    lm = 0.0
-    for _ in range(cfg.grad_accum):
-        loss = run.lm_loss(run.next_batch())  # the LM head on the answer positions only (train/loss.py)
-        check_finite(loss, step)
-        (loss / cfg.grad_accum).backward()
+    The auxiliary losses depend on the parameters only, not on the batch, so they join the last micro-batch's
+    loss once: the same gradient as adding them to every micro-batch's loss / accum, and one backward per
+    forward, as DDP expects."""
+    cfg, engine = run.cfg, run.engine
+    lm, aux_logs, aux_total = 0.0, {}, 0.0
+    for k in range(cfg.grad_accum):
+        last = k == cfg.grad_accum - 1
+        with engine.sync(last):  # gradients are synchronised over the ranks on the last micro-batch only
+            loss, aux = engine.module(run.next_batch(), aux_at=step / cfg.steps if last else None)
+            check_finite(loss, step)
+            total = loss / cfg.grad_accum
+            if aux:
+                weighted = sum(weight * value for value, weight in aux.values())
+                check_finite(weighted, step)
+                total = total + weighted
+                aux_logs = {name: float(value.detach()) for name, (value, _) in aux.items()}
+                aux_total = float(weighted.detach())
+            engine.accelerator.backward(total)
         lm += float(loss.detach()) / cfg.grad_accum
-    logs = {LOSS_LM: lm, LOSS_TOTAL: lm}
-    aux = adapted.aux_losses(step / cfg.steps)
-    if aux:
-        weighted = sum(weight * value for value, weight in aux.values())
-        check_finite(weighted, step)
-        weighted.backward()
-        logs |= {name: float(value.detach()) for name, (value, _) in aux.items()}
-        logs[LOSS_TOTAL] = lm + float(weighted.detach())
-    trainable = adapted.trainable()
-    average_gradients(trainable, run.world)
     if cfg.clip > 0:
-        torch.nn.utils.clip_grad_norm_(trainable, cfg.clip)
+        engine.accelerator.clip_grad_norm_(run.adapted.trainable(), cfg.clip)
     run.optimizer.step()
-    return logs
-
-
-def average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
-    """Every rank then takes the same step (gloo all-reduce, one tensor at a time)."""
-    if world > 1:
-        for p in params:
-            if p.grad is not None:
-                dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-                p.grad /= world
+    lm = engine.mean(lm)  # the global batch's loss, as one process would log it
+    return {LOSS_LM: lm, **aux_logs, LOSS_TOTAL: lm + aux_total}
 
 
 def check_finite(loss: torch.Tensor, step: int) -> None:

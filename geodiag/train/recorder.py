@@ -1,12 +1,14 @@
 """Everything a training run writes: the run row, buffered metric rows (flushed at each record), accuracy,
 diagnostics, the saved adapter and the final status. Rank 0 has a `Recorder`; every other rank a
-`NullRecorder`, which does nothing, so the loop never asks which rank it is on."""
+`NullRecorder`, which does nothing, so the loop never asks which rank it is on. When parameters are sharded
+(FSDP), every rank has a `Recorder` and only rank 0's has a writer: the others run the same gathers and
+forwards, which are collectives there, and keep nothing."""
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,8 +34,9 @@ class Recorder:
     tokenizer: object
     record_batch: dict[str, torch.Tensor]  # fixed held-out examples on the model's device
     eval_data: TaskData
-    writer: Writer
+    writer: Writer | None  # None on a sharded run's other ranks
     run_id: str
+    through_root: Callable[[Callable], object] = lambda fn: fn()  # Engine.through_root: forwards under FSDP
     t0: float = field(default_factory=time.monotonic)
     rows: list[dict] = field(default_factory=list)
     bar: tqdm | None = None
@@ -43,7 +46,8 @@ class Recorder:
 
     def steps(self, progress: bool) -> Iterator[int]:
         """1 .. steps, behind a progress bar that shows the last LM loss."""
-        self.bar = tqdm(range(1, self.cfg.steps + 1), desc="train", disable=not progress, unit="step")
+        self.bar = tqdm(range(1, self.cfg.steps + 1), desc="train", disable=not progress or not self.writer,
+                        unit="step")
         yield from self.bar
 
     def initial(self) -> None:
@@ -57,7 +61,8 @@ class Recorder:
         self.rows += [row(step, wall, LR, g["lr"], module=g.get("name")) for g in optimizer.param_groups]
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{logs[LOSS_LM]:.3f}")
-        self.writer.beat(self.run_id)  # alive, for readers on other hosts (rate-limited: nearly free)
+        if self.writer:
+            self.writer.beat(self.run_id)  # alive, for readers on other hosts (rate-limited: nearly free)
 
     def gid(self, step: int) -> None:
         """GID of this step's gradient of every trained base weight (full fine-tuning), before zero_grad."""
@@ -66,21 +71,21 @@ class Recorder:
     def record(self, step: int) -> None:
         """Spectra and gates, hidden-state geometry on the record batch, subspace angles if asked; then flush."""
         self.rows += adapter_rows(self.adapted, step, self.wall())
-        self.rows += activation_rows(self.adapted, self.record_batch, step, self.wall())
+        self.rows += self.through_root(lambda: activation_rows(self.adapted, self.record_batch, step, self.wall()))
         if self.cfg.subspace_k:
             self.rows += subspace_rows(self.adapted, self.record_batch, self.cfg.subspace_k, step, self.wall())
         self.flush()
 
     def evaluate(self, step: int) -> None:
         if self.cfg.eval_size:
-            scores = evaluate(self.adapted.model, self.tokenizer, self.eval_data,
-                              max_new_tokens=self.cfg.max_new_tokens)
+            scores = self.through_root(lambda: evaluate(self.adapted.model, self.tokenizer, self.eval_data,
+                                                        max_new_tokens=self.cfg.max_new_tokens))
             self.rows += [row(step, self.wall(), name, value) for name, value in scores.items()]
 
     def flush(self) -> None:
-        if self.rows:
+        if self.rows and self.writer:
             self.writer.append(self.run_id, self.rows)
-            self.rows = []
+        self.rows = []
 
     @contextlib.contextmanager
     def ending(self) -> Iterator[None]:
@@ -89,8 +94,8 @@ class Recorder:
         try:
             yield
             self.flush()
-            self.adapted.save(output_dir(self.cfg, self.run_id))
-            self.writer.set_status(self.run_id, "finished")
+            self.adapted.save(output_dir(self.cfg, self.run_id), main=bool(self.writer))
+            self._set_status("finished")
         except Cancelled:
             self._end("cancelled", "Cancelled by request; the data recorded so far is kept.")
             raise GeodiagError(f"Run {self.run_id} was cancelled; its data up to the cancel is kept.") from None
@@ -105,6 +110,10 @@ class Recorder:
         try:
             self.flush()
         finally:
+            self._set_status(status, message)
+
+    def _set_status(self, status: str, message: str | None = None) -> None:
+        if self.writer:
             self.writer.set_status(self.run_id, status, message)
 
 

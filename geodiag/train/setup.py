@@ -1,17 +1,16 @@
-"""Building a run: the model and its data, the method's adapter, the optimiser and schedule, and the recorder
-(rank 0's writes to the store; every other rank's records nothing)."""
+"""Building a run: the model and its data, the method's adapter handed to the engine (accelerate), the
+optimiser and schedule, and the recorder (rank 0 writes to the store; other ranks record nothing, or, when
+parameters are sharded, record along without writing so that every gather has all its ranks)."""
 
 from __future__ import annotations
 
 import math
-import os
 import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -24,7 +23,8 @@ from geodiag.errors import GeodiagError
 from geodiag.methods.base import Adapted
 from geodiag.models import hidden_size, load_model
 from geodiag.store import Writer
-from geodiag.train.loss import full_loss, lm_loss
+from geodiag.train.engine import Engine, StepModule, prepare, start_accelerator
+from geodiag.train.loss import lm_loss
 from geodiag.train.recorder import NullRecorder, Recorder
 
 
@@ -36,25 +36,24 @@ class Run:
     adapted: Adapted
     stream: Iterator[dict[str, torch.Tensor]]  # this rank's micro-batches, on the CPU
     optimizer: torch.optim.Optimizer
+    engine: Engine
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
     recorder: Recorder | NullRecorder | None = None
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    world: int = 1
-    loss: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None  # default: the model's own loss
+
+    @property
+    def device(self) -> torch.device:
+        return self.engine.accelerator.device
 
     def next_batch(self) -> dict[str, torch.Tensor]:
         return to_device(next(self.stream), self.device)
 
-    def lm_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.loss(batch) if self.loss is not None else full_loss(self.adapted.model, batch)
-
 
 def setup(cfg: TrainConfig, *, progress: bool = True) -> Run:
-    """Load, build the method, make the optimiser and the recorder. Bad input is a GeodiagError sentence,
-    raised before the run is created in the store."""
-    rank, world = init_distributed()
+    """Load, build the method, hand it to the engine, make the optimiser and the recorder. Bad input is a
+    GeodiagError sentence, raised before the run is created in the store."""
+    accelerator = start_accelerator(cfg.device)  # joins the process group under torchrun / accelerate launch
+    rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
     seed_everything(cfg.seed)  # identical initialisation on every rank; the data stream is sharded by rank
-    device = pick_device(cfg.device)
     lm = load_model(cfg.model, trust_remote_code=cfg.trust_remote_code, dtype=pick_dtype(cfg.dtype, device),
                     seed=cfg.seed)
     data = load_data(cfg.task, cfg.dataset, n_train=cfg.train_size, n_eval=max(cfg.eval_size, cfg.record_batch),
@@ -64,28 +63,30 @@ def setup(cfg: TrainConfig, *, progress: bool = True) -> Run:
         model.gradient_checkpointing_enable()
     encoded = [encode(tok, ex, cfg.max_length) for ex in data.train]
     adapted = build_method(cfg, model, encoded, tok.pad_token_id, device, progress=progress and rank == 0)
-    optimizer = torch.optim.AdamW(adapted.param_groups(cfg.lr, cfg.weight_decay))
     loss, lm_head = lm_loss(adapted, to_device(collate(encoded[: cfg.batch_size], tok.pad_token_id), device))
+    engine, optimizer = prepare(accelerator, StepModule(adapted, loss), adapted, fsdp=cfg.fsdp,
+                                make_optimizer=lambda: torch.optim.AdamW(adapted.param_groups(cfg.lr,
+                                                                                              cfg.weight_decay)))
     run = Run(cfg, adapted, batch_stream(encoded, cfg.batch_size, tok.pad_token_id, seed=cfg.seed, rank=rank,
-                                         world=world), optimizer,
-              torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(cfg.steps, cfg.warmup)), device=device,
-              world=world, loss=loss)
-    if rank != 0:
+                                         world=world), optimizer, engine,
+              torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(cfg.steps, cfg.warmup)))
+    if rank != 0 and not engine.sharded:  # nothing to record, and no collective to take part in
         run.recorder = NullRecorder(cfg)
         return run
     record_batch = to_device(collate([encode(tok, ex, cfg.max_length) for ex in data.eval[: cfg.record_batch]],
                                      tok.pad_token_id), device)
     eval_data = type(data)(data.name, data.train, data.eval[: cfg.eval_size], data.score)
-    writer = Writer(cfg.store)
+    writer = Writer(cfg.store) if rank == 0 else None  # a sharded rank records along to gather, writes nothing
     run_id = writer.create_run(
         name=cfg.name(), kind="train", method=adapted.method, model=cfg.model, task=data.name,
         config={**cfg.to_dict(), "method_options": adapted.config.to_dict(), "world_size": world,
-                "model_source": lm.source, "hidden_size": hidden_size(model), "lm_head": lm_head},
-        trainable_params=adapted.trainable_parameters(), total_params=adapted.total_parameters())
-    if progress:
+                "distributed": engine.strategy, "model_source": lm.source, "hidden_size": hidden_size(model),
+                "lm_head": lm_head},
+        trainable_params=adapted.trainable_parameters(), total_params=adapted.total_parameters()) if writer else ""
+    if progress and writer:
         tqdm.write(f"run {run_id}  ({adapted.method} on {cfg.model}, {adapted.trainable_parameters():,} trainable "
-                   f"parameters) -> {cfg.store}")
-    run.recorder = Recorder(cfg, adapted, tok, record_batch, eval_data, writer, run_id)
+                   f"parameters, {engine.strategy}) -> {cfg.store}")
+    run.recorder = Recorder(cfg, adapted, tok, record_batch, eval_data, writer, run_id, through_root=engine.through_root)
     return run
 
 
@@ -123,26 +124,10 @@ def warmup_cosine(steps: int, warmup: float) -> Callable[[int], float]:
     return factor
 
 
-def init_distributed() -> tuple[int, int]:
-    """(rank, world size): under torchrun, a gloo process group; alone, (0, 1)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("gloo")
-    return (dist.get_rank(), world) if world > 1 else (0, 1)
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise GeodiagError("device=cuda was asked for but no CUDA GPU is available; use --device cpu.")
-    return torch.device(name)
 
 
 def pick_dtype(name: str, device: torch.device) -> torch.dtype:

@@ -20,11 +20,11 @@ from geodiag.names import LOSS_ORTHOGONALITY
 class AdaLoraAdapted(PeftAdapted):
     method = "adalora"
 
-    def save(self, directory: Path) -> None:
+    def save(self, directory: Path, *, main: bool = True) -> None:
         with warnings.catch_warnings():
             # a module AdaLoRA pruned to rank 0 saves (0, d) factors, which peft mistakes for an ungathered shard
             warnings.filterwarnings("ignore", message=".*LoRA tensor\\(s\\) have invalid shape.*")
-            super().save(directory)
+            super().save(directory, main=main)
 
     def aux_losses(self, progress: float) -> dict[str, tuple[torch.Tensor, float]]:
         """peft's orthogonality regulariser on P (lora_B) and Q (lora_A): mean ||P^T P - I||_F, ||Q Q^T - I||_F."""

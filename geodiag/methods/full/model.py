@@ -11,7 +11,7 @@ from pathlib import Path
 
 from torch import nn
 
-from geodiag.methods.base import Adapted
+from geodiag.methods.base import Adapted, whole
 from geodiag.methods.context import BuildContext
 from geodiag.methods.full.config import FullConfig
 from geodiag.models import linear_modules, resolve_targets
@@ -22,22 +22,29 @@ class FullAdapted(Adapted):
 
     def __init__(self, model: nn.Module, cfg: FullConfig):
         super().__init__(model, cfg)
-        linears = linear_modules(model)
-        self.targets = {name: linears[name].weight for name in resolve_targets(model, cfg.target_modules)}
+        self.names = resolve_targets(model, cfg.target_modules)
         for p in model.parameters():
             p.requires_grad_(False)
         for w in self.targets.values():
             w.requires_grad_(True)
 
+    @property
+    def targets(self) -> dict[str, nn.Parameter]:
+        """name -> the weight as the model holds it now (FSDP swaps parameters for sharded ones)."""
+        linears = linear_modules(self.model)
+        return {name: linears[name].weight for name in self.names}
+
     def gradient_weights(self) -> dict[str, nn.Parameter]:
         return self.targets
 
-    def save(self, directory: Path) -> None:
+    def save(self, directory: Path, *, main: bool = True) -> None:
         from safetensors.torch import save_file
 
-        directory.mkdir(parents=True, exist_ok=True)
-        save_file({f"{n}.weight": w.detach().contiguous().cpu() for n, w in self.targets.items()},
-                  str(directory / "full_weights.safetensors"))
+        # under FSDP each weight is gathered in turn, on every rank
+        state = {f"{n}.weight": whole(w.detach()).contiguous().cpu() for n, w in self.targets.items()}
+        if main:
+            directory.mkdir(parents=True, exist_ok=True)
+            save_file(state, str(directory / "full_weights.safetensors"))
 
 
 def build(model: nn.Module, cfg: FullConfig, context: BuildContext) -> FullAdapted:

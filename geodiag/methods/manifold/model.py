@@ -130,8 +130,10 @@ class ManifoldAdapted(HookAdapted):
         self._cov[layer] = (s2 + flat.T @ flat, s1 + flat.sum(0), n + flat.shape[0], x)
 
     def refresh_pca(self) -> None:
-        """Q of each layer := top-p eigenvectors of its running input covariance (probe_mode=pca)."""
-        for layer, (s2, s1, n, _) in self._cov.items():
+        """Q of each layer := top-p eigenvectors of its running input covariance (probe_mode=pca), over the
+        inputs every rank saw: the sums are added over the processes first, so all ranks get the same Q."""
+        for layer, (s2, s1, n, _) in sorted(self._cov.items()):
+            s2, s1, n = _summed_over_ranks(s2, s1, n)
             if n < 2:
                 continue
             mean = s1 / n
@@ -194,6 +196,18 @@ class ManifoldAdapted(HookAdapted):
     def extra_state(self) -> dict[str, float]:
         temps = torch.stack([a.tau.detach().exp() for a in self.adapters_.values()])
         return {GATE_TEMPERATURE: float(temps.mean())}
+
+
+def _summed_over_ranks(s2: torch.Tensor, s1: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(sum x x^T, sum x, count) added over the processes of a distributed run; as they are on one process."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return s2, s1, n
+    count = torch.tensor([float(n)], dtype=torch.float64, device=s1.device)
+    for t in (s2, s1, count):
+        dist.all_reduce(t)
+    return s2, s1, int(count.item())
 
 
 def build(model: nn.Module, cfg: ManifoldConfig, context: BuildContext) -> ManifoldAdapted:
