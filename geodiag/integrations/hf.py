@@ -5,6 +5,10 @@
 LoRA and AdaLoRA peft models are recognised; a ManifoldLoRA model built with `geodiag.methods.build` is
 passed as `adapted=`. Losses and learning rates come from the Trainer's logs; spectra, gates and ranks are
 collected every `record_every` steps, and hidden-state geometry too when a `record_batch` is given.
+
+Under a distributed Trainer (torchrun or accelerate launch) only the world's process zero writes, one run.
+With DDP the factors are whole on every rank and only process zero records; with FSDP they are shards, so
+every rank records (the gathers and the record forward are collectives) and only process zero writes.
 """
 
 from __future__ import annotations
@@ -38,11 +42,15 @@ class GeodiagCallback(TrainerCallback):
         self.run_id: str | None = None
         self.t0 = time.monotonic()
         self._recorded_step = -1
+        self._records = False  # this process records: process zero, and every process under FSDP
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        if not state.is_world_process_zero:
-            return
         self.adapted = self.adapted or _wrap(model)
+        sharded = any(hasattr(p, "full_tensor") for p in self.adapted.model.parameters())
+        self._records = state.is_world_process_zero or sharded
+        if not state.is_world_process_zero:
+            self._record(0)
+            return
         name_or_path = getattr(getattr(model, "config", None), "_name_or_path", None) or type(model).__name__
         self.run_id = self.writer.create_run(
             name=self.run_name or f"{self.adapted.method}-trainer", kind="train", method=self.adapted.method,
@@ -59,16 +67,18 @@ class GeodiagCallback(TrainerCallback):
         self.writer.append(self.run_id, rows)
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.run_id is not None and state.global_step % self.record_every == 0:
+        if state.global_step % self.record_every == 0:
             self._record(state.global_step)
 
     def on_train_end(self, args, state, control, **kwargs):
+        if state.global_step != self._recorded_step:
+            self._record(state.global_step)
         if self.run_id is not None:
-            if state.global_step != self._recorded_step:
-                self._record(state.global_step)
             self.writer.set_status(self.run_id, "finished")
 
     def _record(self, step: int) -> None:
+        if not self._records:
+            return
         self._recorded_step = step
         wall = time.monotonic() - self.t0
         rows = adapter_rows(self.adapted, step, wall)
@@ -76,7 +86,8 @@ class GeodiagCallback(TrainerCallback):
             device = next(self.adapted.model.parameters()).device
             batch = {k: v.to(device) for k, v in self.record_batch.items()}
             rows += activation_rows(self.adapted, batch, step, wall)
-        self.writer.append(self.run_id, rows)
+        if self.run_id is not None:
+            self.writer.append(self.run_id, rows)
 
 
 def _wrap(model) -> Adapted:

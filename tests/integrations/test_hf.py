@@ -1,7 +1,11 @@
 """GeodiagCallback records diagnostics from a user's own transformers Trainer run."""
 
+from pathlib import Path
+
 import torch
+from helpers import torchrun
 from peft import LoraConfig, get_peft_model
+from safetensors.torch import load_file
 from transformers import Trainer, TrainingArguments
 
 from geodiag.data import load_task
@@ -42,3 +46,28 @@ def test_callback_records_a_trainer_run(tmp_path):
     torch.testing.assert_close(torch.tensor(last.to_numpy()), torch.linalg.svdvals(dense.double())[:4],
                                rtol=1e-5, atol=1e-8)
     assert len(reader.metric(callback.run_id, "geometry/participation_ratio")) == 3 * 2  # 3 records x 2 layers
+
+
+def test_callback_under_a_two_process_trainer_writes_one_run_with_the_saved_adapters_spectra(tmp_path):
+    store, out = tmp_path / "s.duckdb", tmp_path / "out"
+    done = torchrun(str(Path(__file__).with_name("trainer_script.py")), str(store), str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    reader = Reader(store)
+    runs = reader.runs()
+    assert len(runs) == 1 and runs.iloc[0]["status"] == "finished"  # process zero only
+    rid = runs.iloc[0]["run_id"]
+    assert sorted(reader.metric(rid, "loss/lm")["step"]) == [1, 2, 3, 4]
+    state = load_file(str(out / "adapter_model.safetensors"))
+    sv = reader.metric(rid, "spectrum/singular_value")
+    assert sorted(sv["step"].unique()) == [0, 2, 4]
+    modules = 0
+    for key, A in state.items():
+        if ".lora_A." in key:
+            module = key.removeprefix("base_model.model.").split(".lora_A.")[0]
+            dense = 2.0 * state[key.replace("lora_A", "lora_B")].double() @ A.double()  # alpha / r = 8 / 4
+            got = sv[(sv.step == 4) & (sv.module == module)].sort_values("idx")["value"].to_numpy()
+            torch.testing.assert_close(torch.tensor(got), torch.linalg.svdvals(dense)[:4], rtol=1e-6, atol=1e-9)
+            modules += 1
+    assert modules == 4  # q and v of both layers
+    assert len(reader.metric(rid, "geometry/participation_ratio")) == 3 * 2  # 3 records x 2 layers
