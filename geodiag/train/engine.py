@@ -111,15 +111,6 @@ class Engine:
         self.accelerator.end_training()
 
 
-def start_accelerator(device: str):
-    """The accelerator for `--device`: under torchrun or `accelerate launch` it joins the process group."""
-    from accelerate import Accelerator
-
-    if device == "cuda" and not torch.cuda.is_available():
-        raise GeodiagError("device=cuda was asked for but no CUDA GPU is available; use --device cpu.")
-    return Accelerator(cpu=device == "cpu" or not torch.cuda.is_available())
-
-
 def prepare(accelerator, step: StepModule, adapted: Adapted, make_optimizer: Callable, *, fsdp: bool
             ) -> tuple[Engine, torch.optim.Optimizer]:
     """Wrap the step module (DDP, or FSDP/DeepSpeed from the accelerate config, or our own FSDP2 shards) and

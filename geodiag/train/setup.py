@@ -17,13 +17,14 @@ from tqdm.auto import tqdm
 from geodiag import methods
 from geodiag.analysis import StoredOrMeasured
 from geodiag.config import TrainConfig
-from geodiag.data import load_data
+from geodiag.data import TaskData, load_data
 from geodiag.data.tokenise import batch_stream, collate, encode
 from geodiag.errors import GeodiagError
 from geodiag.methods.base import Adapted
-from geodiag.models import hidden_size, load_model
+from geodiag.models import LoadedModel, hidden_size, load_model
+from geodiag.models.placement import pick_dtype, start_accelerator
 from geodiag.store import Writer
-from geodiag.train.engine import Engine, StepModule, prepare, start_accelerator
+from geodiag.train.engine import Engine, StepModule, prepare
 from geodiag.train.loss import lm_loss
 from geodiag.train.recorder import NullRecorder, Recorder
 
@@ -72,22 +73,29 @@ def setup(cfg: TrainConfig, *, progress: bool = True) -> Run:
               torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(cfg.steps, cfg.warmup)))
     if rank != 0 and not engine.sharded:  # nothing to record, and no collective to take part in
         run.recorder = NullRecorder(cfg)
-        return run
+    else:
+        run.recorder = make_recorder(run, lm, data, {"lm_head": lm_head}, progress=progress)
+    return run
+
+
+def make_recorder(run: Run, lm: LoadedModel, data: TaskData, extra: dict, *, progress: bool) -> Recorder:
+    """Rank 0's recorder creates the run in the store; a sharded run's other ranks record along, writing
+    nothing, so that every gather and record forward has all its ranks."""
+    cfg, adapted, engine, tok = run.cfg, run.adapted, run.engine, lm.tokenizer
     record_batch = to_device(collate([encode(tok, ex, cfg.max_length) for ex in data.eval[: cfg.record_batch]],
-                                     tok.pad_token_id), device)
+                                     tok.pad_token_id), run.device)
     eval_data = type(data)(data.name, data.train, data.eval[: cfg.eval_size], data.score)
-    writer = Writer(cfg.store) if rank == 0 else None  # a sharded rank records along to gather, writes nothing
+    writer = Writer(cfg.store) if engine.rank == 0 else None
     run_id = writer.create_run(
         name=cfg.name(), kind="train", method=adapted.method, model=cfg.model, task=data.name,
-        config={**cfg.to_dict(), "method_options": adapted.config.to_dict(), "world_size": world,
-                "distributed": engine.strategy, "model_source": lm.source, "hidden_size": hidden_size(model),
-                "lm_head": lm_head},
+        config={**cfg.to_dict(), "method_options": adapted.config.to_dict(), "world_size": engine.world,
+                "distributed": engine.strategy, "model_source": lm.source, "hidden_size": hidden_size(lm.model),
+                **extra},
         trainable_params=adapted.trainable_parameters(), total_params=adapted.total_parameters()) if writer else ""
     if progress and writer:
         tqdm.write(f"run {run_id}  ({adapted.method} on {cfg.model}, {adapted.trainable_parameters():,} trainable "
                    f"parameters, {engine.strategy}) -> {cfg.store}")
-    run.recorder = Recorder(cfg, adapted, tok, record_batch, eval_data, writer, run_id, through_root=engine.through_root)
-    return run
+    return Recorder(cfg, adapted, tok, record_batch, eval_data, writer, run_id, through_root=engine.through_root)
 
 
 def build_method(cfg: TrainConfig, model: nn.Module, encoded: list[dict], pad_id: int, device: torch.device, *,
@@ -128,12 +136,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def pick_dtype(name: str, device: torch.device) -> torch.dtype:
-    if name == "auto":
-        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
-    return getattr(torch, name)
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:

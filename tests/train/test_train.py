@@ -2,9 +2,7 @@
 input fails clearly and leaves the run marked, torchrun writes once."""
 
 import json
-import subprocess
 from functools import partial
-import sys
 
 import pytest
 import torch
@@ -101,8 +99,9 @@ def test_base_weights_are_bit_identical_after_training(tmp_path, fixed_batch_dat
     from geodiag.data import load_data
     from geodiag.data.tokenise import batch_stream, encode
     from geodiag.models import load_model
+    from geodiag.models.placement import start_accelerator
     from geodiag.train import Run, train_step
-    from geodiag.train.engine import StepModule, prepare, start_accelerator
+    from geodiag.train.engine import StepModule, prepare
     from geodiag.train.loss import labelled_loss
 
     cfg = tiny_config(tmp_path, fixed_batch_data, method="manifold")
