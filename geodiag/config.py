@@ -98,7 +98,10 @@ class AnalyzeConfig(Config):
     task: str = option(DEFAULT_TASK, "reasoning-gym task name")
     dataset: str | None = option(None, "local JSONL/CSV instead of a task")
     target_modules: list[str] = option(["q_proj", "k_proj", "v_proj", "o_proj"], "modules to measure and allocate to")
-    gid_batches: int = option(16, "mini-batches whose gradients are accumulated", scope=("gid",))
+    layers: list[str] | None = option(None, "decoder layers to measure, e.g. 0,8,16 (default: all); with id, "
+                                            "the hidden states entering and leaving them")
+    gid_batches: int = option(16, "mini-batches whose gradients are accumulated (over all processes)",
+                              scope=("gid",))
     id_tokens: int = option(4000, "points per layer (non-padding tokens, or sequences with --pooling mean)",
                             scope=("id",))
     batch_size: int = option(4, "examples per mini-batch")
@@ -117,6 +120,10 @@ class AnalyzeConfig(Config):
     train_size: int = option(2000, "items generated for a reasoning-gym task", group="advanced")
     store: str = option(DEFAULT_STORE, "DuckDB store file")
     run_name: str | None = option(None, "a readable name", group="advanced")
+    dtype: str = option("auto", "the model's dtype: auto (fp32 on CPU, bf16 on capable GPUs), float32 or "
+                        "bfloat16 (gradients are accumulated in float32 either way)",
+                        choices=("auto", "float32", "bfloat16"), group="advanced")
+    device: str = option("auto", "auto, cpu or cuda", choices=("auto", "cpu", "cuda"), group="advanced")
     trust_remote_code: bool = option(False, "allow a model's own code to run (off unless you trust its source)",
                                      group="advanced")
 
@@ -129,6 +136,11 @@ class AnalyzeConfig(Config):
         self.require((self.n_max & (self.n_max - 1)) == 0, "n_max", "a power of two")
         self.require(self.gelora_scale > 0, "gelora_scale", "positive")
         self.require(bool(self.target_modules), "target_modules", "at least one module name, e.g. q_proj,v_proj")
+        self.require(self.layers is None or all(x.isdigit() for x in self.layers), "layers",
+                     "layer indices, e.g. 0,8,16")
+
+    def layer_indices(self) -> list[int] | None:
+        return None if self.layers is None else sorted({int(x) for x in self.layers})
 
 
 

@@ -14,7 +14,7 @@ Every rounding the papers leave ambiguous is an explicit, documented option:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 ROUNDINGS = ("floor", "ceil", "round")
@@ -117,12 +117,15 @@ def gelora_ranks(ids: Sequence[float], *, scale: float = 1.0) -> list[int]:
     return [max(1, round(scale * (max(b - a, 0.0) + 1))) for a, b in zip(ids[:-1], ids[1:], strict=False)]
 
 
-def gelora(ids: Sequence[float], shapes: Sequence[ModuleShape], *, scale: float = 1.0) -> list[Allocation]:
-    ranks = gelora_ranks(ids, scale=scale)
+def gelora(ids: Sequence[float] | Mapping[int, float], shapes: Sequence[ModuleShape], *,
+           scale: float = 1.0) -> list[Allocation]:
+    """Each module's rank from its block's d_i and d_{i+1}: ids is hidden_states[0..L] as a sequence, or a
+    mapping index -> d for a measured subset (the states entering and leaving the chosen blocks)."""
+    ids = ids if isinstance(ids, Mapping) else dict(enumerate(ids))
     out = []
     for s in shapes:
-        if s.layer is None or s.layer >= len(ranks):
-            raise ValueError(f"{s.name} has no block index within the {len(ranks)} measured blocks")
-        r = min(ranks[s.layer], min(s.d_in, s.d_out))
+        if s.layer is None or s.layer not in ids or s.layer + 1 not in ids:
+            raise ValueError(f"{s.name} has no measured intrinsic dimension entering and leaving its block")
+        r = min(gelora_ranks([ids[s.layer], ids[s.layer + 1]], scale=scale)[0], min(s.d_in, s.d_out))
         out.append(Allocation(s.name, r, 1, s.layer, s.module_type, lora_params(s, r)))
     return out

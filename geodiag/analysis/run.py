@@ -7,16 +7,30 @@ import itertools
 import math
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
 
 from geodiag import allocation as alloc
 from geodiag.analysis.correlation import gid_fisher_correlations
-from geodiag.analysis.sweeps import GradientStats, LayerGeometry, gradient_sweep, hidden_state_sweep
+from geodiag.analysis.memory import gid_memory
+from geodiag.analysis.sweeps import (
+    GradientStats,
+    LayerGeometry,
+    accumulate_gradients,
+    collect_hidden_states,
+    gradient_stats,
+    layer_geometries,
+)
 from geodiag.config import AnalyzeConfig
 from geodiag.data import load_data
 from geodiag.data.tokenise import batch_stream, encode
-from geodiag.models import load_model, module_shapes, resolve_targets
+from geodiag.errors import GeodiagError
+from geodiag.models import layer_index, load_model, module_shapes, resolve_targets
+from geodiag.models.placement import pick_dtype, start_accelerator
 from geodiag.names import (
     ANALYSIS_PROGRESS,
     FISHER,
@@ -36,24 +50,50 @@ from geodiag.store import Writer
 
 
 def analyze_gid(cfg: AnalyzeConfig, *, progress: bool = True) -> str:
-    """RaLoRA's GID sweep (RaLoRA §3.2, Alg. 1 lines 1-9), then the RaLoRA, RaLoRA-Pro and LoRA+GID allocations."""
-    with _analysis(cfg, "gid") as (lm, stream, shapes, writer, run_id):
-        stats = gradient_sweep(lm.model, itertools.islice(stream, cfg.gid_batches), [s.name for s in shapes],
-                               total=cfg.gid_batches, progress=progress,
-                               on_batch=_progress(writer, run_id, cfg.gid_batches))
-        writer.append(run_id, gid_rows(stats) + gid_allocation_rows(cfg, stats, shapes)
-                      + fisher_correlation_rows(stats))
-    return run_id
+    """RaLoRA's GID sweep (RaLoRA §3.2, Alg. 1 lines 1-9), then the RaLoRA, RaLoRA-Pro and LoRA+GID allocations.
+    Data-parallel under torchrun / accelerate launch: each rank accumulates its share of the batches, the
+    accumulators are added over the ranks once at the end, and rank 0 measures and writes."""
+    with _analysis(cfg, "gid", progress) as a:
+        mine = len(range(a.rank, cfg.gid_batches, a.world))  # batch i of the global stream goes to rank i % world
+        acc = accumulate_gradients(a.model, itertools.islice(a.stream, mine), [s.name for s in a.shapes],
+                                   total=mine, progress=progress and a.main, on_batch=a.progress(mine))
+        acc.summed_over_ranks()
+        if a.main:
+            stats = gradient_stats(a.model, acc)
+            a.writer.append(a.run_id, gid_rows(stats) + gid_allocation_rows(cfg, stats, a.shapes)
+                            + fisher_correlation_rows(stats))
+    return a.run_id
 
 
 def analyze_id(cfg: AnalyzeConfig, *, progress: bool = True) -> str:
-    """GeLoRA's intrinsic-dimension profile of hidden_states[0..L], then the GeLoRA allocation."""
-    with _analysis(cfg, "id") as (lm, stream, shapes, writer, run_id):
-        profile = hidden_state_sweep(lm.model, stream, cfg.id_tokens, pooling=cfg.pooling, progress=progress,
-                                     on_batch=_progress(writer, run_id, cfg.id_tokens))
-        gelora = alloc.gelora([g.twonn for g in profile], shapes, scale=cfg.gelora_scale)
-        writer.append(run_id, id_rows(profile) + alloc.allocation_rows("gelora", gelora))
-    return run_id
+    """GeLoRA's intrinsic-dimension profile of hidden_states[0..L] (or of the states entering and leaving
+    --layers), then the GeLoRA allocation. Data-parallel: each rank collects its share of the points and rank 0
+    gathers them, in rank order, and measures."""
+    layers = cfg.layer_indices()
+    states = None if layers is None else sorted({i for layer in layers for i in (layer, layer + 1)})
+    with _analysis(cfg, "id", progress) as a:
+        share = math.ceil(cfg.id_tokens / a.world)
+        points = collect_hidden_states(a.model, a.stream, share, pooling=cfg.pooling, states=states,
+                                       progress=progress and a.main, on_batch=a.progress(share))
+        points = gathered_points(points, cfg.id_tokens)
+        if a.main:
+            profile = layer_geometries(points)
+            gelora = alloc.gelora({g.layer: g.twonn for g in profile}, a.shapes, scale=cfg.gelora_scale)
+            a.writer.append(a.run_id, id_rows(profile) + alloc.allocation_rows("gelora", gelora))
+    return a.run_id
+
+
+def gathered_points(points: dict[int, torch.Tensor], tokens: int) -> dict[int, torch.Tensor] | None:
+    """Every rank's points of each hidden state on rank 0, in rank order, cut to `tokens`; None elsewhere."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return points
+    every = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(points, every, dst=0)
+    if every is None:
+        return None
+    return {i: torch.cat([p[i] for p in every])[:tokens] for i in points}
 
 
 def gid_rows(stats: list[GradientStats]) -> list[dict]:
@@ -101,26 +141,75 @@ def id_rows(profile: list[LayerGeometry]) -> list[dict]:
     return rows
 
 
+@dataclass
+class Analysis:
+    """What an analysis works with; `writer` only on rank 0, which creates and ends the run."""
+
+    model: nn.Module
+    stream: Iterator[dict[str, torch.Tensor]]  # this rank's batches, on the model's device
+    shapes: list[alloc.ModuleShape]
+    rank: int
+    world: int
+    writer: Writer | None
+    run_id: str = ""
+
+    @property
+    def main(self) -> bool:
+        return self.writer is not None
+
+    def progress(self, total: int) -> Callable[[int], None] | None:
+        return _progress(self.writer, self.run_id, total) if self.writer else None
+
+
 @contextlib.contextmanager
-def _analysis(cfg: AnalyzeConfig, kind: str) -> Iterator[tuple]:
-    """Load the model and data, create the analysis run, and mark it finished, or failed / cancelled with
-    the reason, whatever happens inside."""
-    lm = load_model(cfg.model, trust_remote_code=cfg.trust_remote_code, seed=cfg.seed)
+def _analysis(cfg: AnalyzeConfig, kind: str, progress: bool) -> Iterator[Analysis]:
+    """Load the model (on the accelerator's device, in --dtype) and data, create the analysis run on rank 0,
+    and mark it finished, or failed / cancelled with the reason, whatever happens inside."""
+    accelerator = start_accelerator(cfg.device)
+    rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
+    lm = load_model(cfg.model, trust_remote_code=cfg.trust_remote_code, seed=cfg.seed,
+                    dtype=pick_dtype(cfg.dtype, device))
+    model = lm.model.to(device)
     data = load_data(cfg.task, cfg.dataset, n_train=cfg.train_size, n_eval=1, seed=cfg.seed)
     encoded = [encode(lm.tokenizer, ex, cfg.max_length) for ex in data.train]
-    stream = batch_stream(encoded, cfg.batch_size, lm.tokenizer.pad_token_id, seed=cfg.seed)
-    shapes = module_shapes(lm.model, resolve_targets(lm.model, cfg.target_modules))
-    config = {**cfg.to_dict(), "mean_seq_len": float(np.mean([len(e["input_ids"]) for e in encoded]))}
-    writer = Writer(cfg.store)
-    run_id = writer.create_run(name=cfg.run_name or f"{kind}-{cfg.model}-{data.name}", kind="analysis", method=kind,
-                               model=cfg.model, task=data.name, config=config,
-                               total_params=sum(p.numel() for p in lm.model.parameters()))
+    stream = ({k: v.to(device) for k, v in b.items()}
+              for b in batch_stream(encoded, cfg.batch_size, lm.tokenizer.pad_token_id, seed=cfg.seed, rank=rank,
+                                    world=world))
+    shapes = module_shapes(model, layer_subset(resolve_targets(model, cfg.target_modules), cfg.layer_indices()))
+    a = Analysis(model, stream, shapes, rank, world, Writer(cfg.store) if rank == 0 else None)
+    if a.main:
+        memory = gid_memory(sum(p.numel() for p in model.parameters()), model.dtype.itemsize, shapes)
+        config = {**cfg.to_dict(), "mean_seq_len": float(np.mean([len(e["input_ids"]) for e in encoded])),
+                  "world_size": world, "device": str(device), "model_dtype": str(model.dtype).removeprefix("torch."),
+                  **({"memory_estimate_gb": round(memory.total / 1e9, 3)} if kind == "gid" else {})}
+        a.run_id = a.writer.create_run(name=cfg.run_name or f"{kind}-{cfg.model}-{data.name}", kind="analysis",
+                                       method=kind, model=cfg.model, task=data.name, config=config,
+                                       total_params=sum(p.numel() for p in model.parameters()))
+        if kind == "gid" and progress:
+            tqdm.write(f"{memory.sentence()} (world size {world})")
     try:
-        yield lm, stream, shapes, writer, run_id
+        yield a
     except BaseException as e:
-        writer.set_status(run_id, "failed" if isinstance(e, Exception) else "cancelled", str(e) or type(e).__name__)
+        if a.main:
+            a.writer.set_status(a.run_id, "failed" if isinstance(e, Exception) else "cancelled",
+                                str(e) or type(e).__name__)
         raise
-    writer.set_status(run_id, "finished")
+    finally:
+        accelerator.end_training()
+    if a.main:
+        a.writer.set_status(a.run_id, "finished")
+
+
+def layer_subset(targets: list[str], layers: list[int] | None) -> list[str]:
+    """The targets in the chosen decoder layers; a sentence when a layer index does not exist."""
+    if layers is None:
+        return targets
+    present = {layer_index(t) for t in targets}
+    missing = [x for x in layers if x not in present]
+    if missing:
+        raise GeodiagError(f"layers {', '.join(map(str, missing))} do not exist in this model (it has layers "
+                           f"0-{max(i for i in present if i is not None)}).")
+    return [t for t in targets if layer_index(t) in layers]
 
 
 def _progress(writer: Writer, run_id: str, total: int, every_s: float = 1.0) -> Callable[[int], None]:

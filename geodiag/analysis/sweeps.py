@@ -37,46 +37,84 @@ class GradientStats:
     fisher: float  # mean over batches of mean(G_b^2) (RaLoRA App. E.2)
 
 
+@dataclass
+class Accumulated:
+    """The summed gradient of each target weight (float32), the summed per-batch Fisher means, batches seen."""
+
+    grads: dict[str, torch.Tensor]  # name -> (d_out, d_in)
+    fisher: dict[str, float]
+    n: int
+
+    def summed_over_ranks(self) -> Accumulated:
+        """Added over the processes of a data-parallel sweep, once, in place: then every rank holds the sums
+        one process would have over all the batches."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return self
+        for G in self.grads.values():
+            dist.all_reduce(G)
+        names = sorted(self.fisher)
+        scalars = torch.tensor([self.fisher[k] for k in names] + [self.n], dtype=torch.float64,
+                               device=next(iter(self.grads.values())).device)
+        dist.all_reduce(scalars)
+        self.fisher, self.n = dict(zip(names, scalars[:-1].tolist(), strict=True)), int(scalars[-1].item())
+        return self
+
+
 def gradient_sweep(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]], targets: list[str], *,
                    total: int | None = None, progress: bool = True,
                    on_batch: Callable[[int], None] | None = None) -> list[GradientStats]:
     """Accumulated gradients of the target weights over the batches (sum, as Alg. 1), and their statistics.
     on_batch(n) is told each time n batches are done (the store records it for the dashboard's progress)."""
+    acc = accumulate_gradients(model, batches, targets, total=total, progress=progress, on_batch=on_batch)
+    return gradient_stats(model, acc)
+
+
+def accumulate_gradients(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]], targets: list[str], *,
+                         total: int | None = None, progress: bool = True,
+                         on_batch: Callable[[int], None] | None = None) -> Accumulated:
+    """Sum each target weight's gradient over the batches; the model's own gradients are freed as they come."""
     linears = linear_modules(model)
     weights = {name: linears[name].weight for name in targets}
     was = {p: p.requires_grad for p in model.parameters()}
-    acc = {name: torch.zeros_like(w, dtype=torch.float32) for name, w in weights.items()}
-    fisher = dict.fromkeys(weights, 0.0)
+    acc = Accumulated({name: torch.zeros_like(w, dtype=torch.float32) for name, w in weights.items()},
+                      dict.fromkeys(weights, 0.0), 0)
     handles = []
     for p in model.parameters():
         p.requires_grad_(False)
     for name, w in weights.items():
         w.requires_grad_(True)
-        handles.append(w.register_post_accumulate_grad_hook(_fold(acc[name], fisher, name)))
-    n = 0
+        handles.append(w.register_post_accumulate_grad_hook(_fold(acc.grads[name], acc.fisher, name)))
     training = model.training
     model.eval()  # no dropout: the gradient of the model as it is
     try:
         for batch in tqdm(batches, total=total, desc="gradients", unit="batch", disable=not progress):
             model(**batch).loss.backward()
-            n += 1
+            acc.n += 1
             if on_batch:
-                on_batch(n)
+                on_batch(acc.n)
     finally:
         for h in handles:
             h.remove()
         for p, flag in was.items():
             p.requires_grad_(flag)
         model.train(training)
-    if n == 0:
+    return acc
+
+
+def gradient_stats(model: nn.Module, acc: Accumulated) -> list[GradientStats]:
+    """GID (erank), threshold ranks, importance and Fisher of each accumulated gradient."""
+    if acc.n == 0:
         raise ValueError("no batches: the gradient sweep needs at least one")
+    linears = linear_modules(model)
     out = []
-    for name, G in acc.items():
+    for name, G in acc.grads.items():
         s = singular_values(G)
-        W = weights[name].detach().to(torch.float32)
+        W = linears[name].weight.detach().to(torch.float32)
         out.append(GradientStats(name, layer_index(name), module_type(name), G.shape[0], G.shape[1],
                                  effective_rank(s), {eps: threshold_rank(s, eps) for eps in GID_THRESHOLDS},
-                                 float((W * G).abs().mean()), fisher[name] / n))
+                                 float((W * G).abs().mean()), acc.fisher[name] / acc.n))
     return out
 
 
@@ -100,16 +138,24 @@ class LayerGeometry:
     participation_ratio: float
 
 
-@torch.no_grad()
 def hidden_state_sweep(model: nn.Module, batches: Iterator[dict[str, torch.Tensor]], tokens: int, *,
                        pooling: str = "tokens", progress: bool = True,
                        on_batch: Callable[[int], None] | None = None) -> list[LayerGeometry]:
     """TwoNN and PR of hidden_states[0..L] over `tokens` non-padding tokens (or mean-pooled sequences).
     on_batch(n) is told after each batch how many of the `tokens` points are collected."""
+    points = collect_hidden_states(model, batches, tokens, pooling=pooling, progress=progress, on_batch=on_batch)
+    return layer_geometries(points)
+
+
+@torch.no_grad()
+def collect_hidden_states(model: nn.Module, batches: Iterator[dict[str, torch.Tensor]], tokens: int, *,
+                          pooling: str = "tokens", states: list[int] | None = None, progress: bool = True,
+                          on_batch: Callable[[int], None] | None = None) -> dict[int, torch.Tensor]:
+    """hidden_states index -> (tokens, h) float32 points on the CPU: every state, or those in `states`."""
     if pooling not in ("tokens", "mean"):
         raise ValueError("pooling must be 'tokens' or 'mean'")
     model.eval()
-    per_layer: list[list[torch.Tensor]] = []
+    chunks: dict[int, list[torch.Tensor]] = {}
     have = 0
     bar = tqdm(total=tokens, desc="hidden states", unit="pt", disable=not progress)
     while have < tokens:
@@ -117,20 +163,23 @@ def hidden_state_sweep(model: nn.Module, batches: Iterator[dict[str, torch.Tenso
         mask = batch["attention_mask"].bool()  # (B, T)
         hs = backbone(model)(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                              output_hidden_states=True).hidden_states  # L + 1 tensors (B, T, h), no LM head
-        if not per_layer:
-            per_layer = [[] for _ in hs]
-        for i, H in enumerate(hs):
+        for i in range(len(hs)) if states is None else states:
+            H = hs[i]
             pts = H[mask] if pooling == "tokens" else (H * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
-            per_layer[i].append(pts.float().cpu())
+            chunks.setdefault(i, []).append(pts.float().cpu())
         got = int(mask.sum()) if pooling == "tokens" else mask.shape[0]
         have += got
         bar.update(got)
         if on_batch:
             on_batch(min(have, tokens))
     bar.close()
+    return {i: torch.cat(c)[:tokens] for i, c in chunks.items()}
+
+
+def layer_geometries(points: dict[int, torch.Tensor]) -> list[LayerGeometry]:
+    """TwoNN and participation ratio of each hidden state's points (n, h)."""
     out = []
-    for i, chunks in enumerate(per_layer):
-        X = torch.cat(chunks)[:tokens]  # (n, h)
+    for i, X in sorted(points.items()):
         try:
             r = twonn(X)
         except ValueError as e:  # e.g. every point a duplicate of another: too few distinct ones
