@@ -55,6 +55,9 @@ class TrainConfig(Config):
                         choices=("auto", "float32", "bfloat16"), group="advanced")
     device: str = option("auto", "auto, cpu or cuda", choices=("auto", "cpu", "cuda"), group="advanced")
     gradient_checkpointing: bool = option(False, "trade compute for memory", group="advanced")
+    torch_compile: bool = option(False, "compile the training forward with torch.compile (inductor), through "
+                                        "accelerate; minutes of compiling first, then faster steps on a GPU",
+                                 group="advanced")
     fsdp: bool = option(False, "shard parameters, gradients and optimiser state over the processes with torch's "
                                "FSDP2 (under torchrun; lora, lora-gid, gelora and full)", group="advanced")
     trust_remote_code: bool = option(False, "allow a model's own code to run (off unless you trust its source)",
@@ -75,6 +78,7 @@ class TrainConfig(Config):
         self.require(self.lr > 0, "lr", "positive")
         self.require(0 <= self.warmup < 1, "warmup", "a fraction in [0, 1)")
         self.require(self.clip >= 0, "clip", "zero (off) or positive")
+        self.require(not (self.fsdp and self.torch_compile), "fsdp", "used without --torch-compile (not supported yet)")
         self.require(not (self.fsdp and (self.subspace_k or self.record_gid_every)), "fsdp",
                      "used without --subspace-k and --record-gid-every (they read whole gradients)")
 

@@ -63,6 +63,7 @@ class Adapted(abc.ABC):
     """Base behaviour shared by the methods; subclasses fill in what differs."""
 
     method: str = ""
+    compiles: bool = True  # its training forward traces under torch.compile without Python-side state
     has_probes: ClassVar[bool] = False  # probes, probe_pairs() and alignment_losses() exist (ManifoldLoRA)
     allocation: AllocationRecord | None = None
 

@@ -8,13 +8,15 @@ import torch
 from geodiag.errors import GeodiagError
 
 
-def start_accelerator(device: str):
-    """An `accelerate.Accelerator` on `device` (auto, cpu or cuda); a sentence when CUDA is asked for and absent."""
+def start_accelerator(device: str, *, compile: bool = False):
+    """An `accelerate.Accelerator` on `device` (auto, cpu or cuda), compiling what it prepares with inductor if
+    asked; a sentence when CUDA is asked for and absent."""
     from accelerate import Accelerator
 
     if device == "cuda" and not torch.cuda.is_available():
         raise GeodiagError("device=cuda was asked for but no CUDA GPU is available; use --device cpu.")
-    return Accelerator(cpu=device == "cpu" or not torch.cuda.is_available())
+    return Accelerator(cpu=device == "cpu" or not torch.cuda.is_available(),
+                       dynamo_backend="inductor" if compile else None)
 
 
 def pick_dtype(name: str, device: torch.device) -> torch.dtype:

@@ -124,6 +124,9 @@ def prepare(accelerator, step: StepModule, adapted: Adapted, make_optimizer: Cal
                                "(N >= 2) or leave it out.")
         shard(step)
         return Engine(accelerator, step, sharded=True), make_optimizer()
+    if accelerator.state.dynamo_plugin.backend.value != "NO" and not adapted.compiles:
+        raise GeodiagError(f"--torch-compile cannot trace {adapted.method} with these options (its forward keeps "
+                           "Python-side statistics); leave out --torch-compile.")
     plugin = getattr(accelerator.state, "deepspeed_plugin", None)
     if plugin is not None and plugin.zero_stage == 3:
         raise GeodiagError("DeepSpeed ZeRO-3 partitions the adapter factors the collectors read; use ZeRO stage 1 "

@@ -71,9 +71,11 @@ class Probe(nn.Module):
         self.tau = nn.Parameter(torch.tensor(math.log(cfg.T0)))
         self.register_buffer("pca_basis", torch.zeros(h, p))  # (h, p): Q in pca mode, once refreshed
         self.register_buffer("pca_ready", torch.tensor(False))
+        self.pca = cfg.probe_mode == "pca"
 
     def basis(self) -> torch.Tensor:  # (h, p)
-        return self.pca_basis if bool(self.pca_ready) else torch.linalg.qr(self.Phi).Q
+        # learned mode never reads the flag: no tensor-to-bool sync, nothing for torch.compile to break on
+        return self.pca_basis if self.pca and bool(self.pca_ready) else torch.linalg.qr(self.Phi).Q
 
     def gates(self) -> torch.Tensor:  # (p,)
         return torch.sigmoid(self.gamma / self.tau.exp())
@@ -113,6 +115,10 @@ class ManifoldAdapted(HookAdapted):
         self._cov: dict[int, tuple] = {}  # layer -> (sum x x^T, sum x, count, last input) in pca mode
         self._mask: torch.Tensor | None = None  # the attention mask of the forward in progress
         self._handles.append(backbone(model).register_forward_pre_hook(self._remember_mask, with_kwargs=True))
+
+    @property
+    def compiles(self) -> bool:
+        return self.config.probe_mode != "pca"  # PCA statistics accumulate in Python dicts during the forward
 
     def _remember_mask(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         self._mask = kwargs.get("attention_mask")  # (B, T): PCA statistics skip padding
