@@ -52,7 +52,8 @@ class Run:
 def setup(cfg: TrainConfig, *, progress: bool = True) -> Run:
     """Load, build the method, hand it to the engine, make the optimiser and the recorder. Bad input is a
     GeodiagError sentence, raised before the run is created in the store."""
-    accelerator = start_accelerator(cfg.device, compile=cfg.torch_compile)  # joins the process group under torchrun / accelerate launch
+    # joins the process group under torchrun / accelerate launch
+    accelerator = start_accelerator(cfg.device, compile=cfg.torch_compile)
     rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
     seed_everything(cfg.seed)  # identical initialisation on every rank; the data stream is sharded by rank
     lm = load_model(cfg.model, trust_remote_code=cfg.trust_remote_code, dtype=pick_dtype(cfg.dtype, device),
