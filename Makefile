@@ -13,12 +13,13 @@ PORT   ?= 8501
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 QUIET  := 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 
-.PHONY: app test bench lint install dev system-deps sample-runs clean help
+.PHONY: app test bench gpu-smoke lint install dev system-deps sample-runs clean help
 
 help:
 	@echo "make app    - set up .venv and open the dashboard on $(STORE) (sample runs on first start)"
 	@echo "make test   - set up .venv with dev tools, lint, run the test suite"
 	@echo "make bench  - run the benchmarks (ratios printed, JSON in bench/results/)"
+	@echo "make gpu-smoke - on a CUDA machine: 20 steps of every method on SmolLM2 in bf16, both analyses"
 	@echo "make sample-runs - rebuild sample_runs/geodiag.duckdb on the embedded model (~40 min on 2 cores)"
 
 $(BIN)/python:
@@ -65,6 +66,10 @@ test: dev
 
 bench: dev
 	$(BIN)/python -m bench
+
+# On a CUDA machine: pip resolves torch==2.13.0 to PyPI's CUDA build there (TORCH=torch==2.13.0 as above).
+gpu-smoke: install
+	$(BIN)/python -m bench.gpu_smoke
 
 # The shipped sample store: real runs of the engine on SmolLM2-135M (see sample_runs/README.md).
 sample-runs: install

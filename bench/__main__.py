@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, each timing ours and the reference side by side in one run.
 
-python -m bench [--only metrics,store,engine] [--quick]
+python -m bench [--only metrics,store,engine,gid,scale] [--quick]
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 from bench import metrics
 from bench.metrics import RESULTS
 
-SUITES = ("metrics", "store", "engine", "gid")
+SUITES = ("metrics", "store", "engine", "gid", "scale")
 
 
 def run_store(quick: bool) -> dict:
@@ -57,7 +57,26 @@ def run_gid(quick: bool) -> dict:
           f"model) vs holding every gradient: {a['seconds']:.1f} s, {a['peak_rss_mb']:.0f} MB "
           f"({a['peak_rss_mb'] - a['after_load_rss_mb']:.0f} MB above) -> {r['time_ratio']:.2f}x time, "
           f"{r['peak_rss_ratio']:.2f}x peak RSS, {r['extra_rss_ratio']:.1f}x extra memory; same GIDs: {r['same_gid']}")
+    print(f"GID peak memory on {model}: {r['measured_above_imports_mb']:.0f} MB above the interpreter and imports vs "
+          f"the formula's {r['formula_mb']:.0f} MB (model {s['formula_model_mb']:.0f} + accumulators "
+          f"{s['formula_accumulators_mb']:.0f} + one gradient) -> {r['measured_over_formula']:.2f}x (the rest is one "
+          "batch's activations and allocator slack)")
     return r
+
+
+def run_scale(quick: bool) -> dict:
+    from bench.scale import bench_ddp_cpu, bench_throughput
+
+    model = "tiny" if quick else "smollm2"
+    t = bench_throughput(model, steps=6 if quick else 22)
+    print(f"LoRA training on {model} (r={t['r']} on q,v; batch 2 x accumulation 8; {t['steps_timed']} steps timed): "
+          f"geodiag train {t['geodiag_step_s']:.2f} s/step (recording every 10 steps included) vs transformers "
+          f"Trainer + peft {t['trainer_step_s']:.2f} s/step -> {t['ratio']:.3f}x (goal >= 1.15x)")
+    d = bench_ddp_cpu(model, steps=4 if quick else 8)
+    print(f"DDP on the CPU ({model}, 16 sequences a step): torchrun 2 processes x 1 thread {d['ddp_2x1_step_s']:.2f} "
+          f"s/step vs 1 process x 2 threads {d['single_1x2_step_s']:.2f} s/step -> {d['ratio']:.2f}x (no goal on 2 "
+          "cores)")
+    return {"throughput": t, "ddp_cpu": d}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     env = {"torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine()}
     print(f"geodiag benchmarks (torch {env['torch']}, {env['threads']} threads)")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    runners = {"metrics": lambda q: metrics.run(q), "store": run_store, "engine": run_engine, "gid": run_gid}
+    runners = {"metrics": lambda q: metrics.run(q), "store": run_store, "engine": run_engine, "gid": run_gid,
+               "scale": run_scale}
     for suite in chosen:
         result = runners[suite](args.quick)
         out = RESULTS / f"{suite}.json"

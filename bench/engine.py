@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import statistics
 import tempfile
 import time
@@ -21,9 +22,11 @@ from geodiag.data import load_task
 from geodiag.data.tokenise import batch_stream, collate, encode
 from geodiag.methods.lora.model import LoraAdapted
 from geodiag.models import load_model
+from geodiag.models.placement import start_accelerator
 from geodiag.names import LOSS_LM
 from geodiag.store import Writer
 from geodiag.train import Run, TrainConfig, train_step
+from geodiag.train.engine import StepModule, prepare
 from geodiag.train.loss import full_loss, labelled_loss
 from geodiag.train.recorder import Recorder
 
@@ -44,11 +47,20 @@ def _manifold(model_name: str):
     return adapted, stream, record, torch.optim.AdamW(adapted.param_groups(1e-4, 0.01))
 
 
+def _run(cfg, adapted, stream, opt, loss=None) -> Run:
+    """A single-process run over the engine, as `geodiag train` builds it (default: the labelled-positions loss)."""
+    loss = loss or functools.partial(labelled_loss, adapted.model)
+    engine, opt = prepare(start_accelerator("cpu"), StepModule(adapted, loss), adapted, make_optimizer=lambda: opt,
+                          fsdp=False)
+    return Run(cfg, adapted, stream, opt, engine)
+
+
 def _steps(cfg, adapted, stream, opt, n: int, on_step=None) -> list[float]:
     times = []
+    run = _run(cfg, adapted, stream, opt)
     for step in range(1, n + 1):
         t0 = time.perf_counter()
-        train_step(Run(cfg, adapted, stream, opt), step)
+        train_step(run, step)
         adapted.after_step(step)
         opt.zero_grad(set_to_none=True)
         if on_step is not None:
@@ -95,8 +107,8 @@ def bench_lm_head(model_name: str = "smollm2", steps: int = 6, rounds: int = 2) 
     adapted = methods.build("lora", lm.model, {"r": 8})
     stream, record = _stream(lm.tokenizer)
     opt = torch.optim.AdamW(adapted.param_groups(1e-4, 0.01))
-    runs = {"full": Run(cfg, adapted, stream, opt, loss=lambda b: full_loss(adapted.model, b)),
-            "labelled": Run(cfg, adapted, stream, opt, loss=lambda b: labelled_loss(adapted.model, b))}
+    runs = {"full": _run(cfg, adapted, stream, opt, loss=lambda b: full_loss(adapted.model, b)),
+            "labelled": _run(cfg, adapted, stream, opt, loss=lambda b: labelled_loss(adapted.model, b))}
     times = {k: [] for k in runs}
     for _ in range(rounds):
         for name, run in runs.items():

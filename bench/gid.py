@@ -1,5 +1,7 @@
 """GID sweep (post-accumulate hooks, one float32 accumulator per target weight) vs the plain way of
-holding every parameter's gradient at once (requires_grad everywhere, .grad accumulated over the batches).
+holding every parameter's gradient at once (requires_grad everywhere, .grad accumulated over the batches),
+and the sweep's peak RSS above the interpreter and its imports against the README's formula
+(model + float32 accumulators + one gradient; one batch's activations are the difference).
 
 Each mode runs in its own fresh process so that its peak RSS is its own; the two alternate round by round.
 `python -m bench.gid --mode sweep|all` runs one mode and prints its JSON (used by `python -m bench`).
@@ -14,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
@@ -22,13 +25,21 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def measure(mode: str, model_name: str, batches: int) -> dict:
+def _current_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
+
+def measure(mode: str, model_name: str, batches: int) -> dict:
+    before_load_mb = _current_rss_mb()  # the interpreter, torch and geodiag imported: not in the formula
+    from geodiag.analysis.memory import gid_memory
     from geodiag.analysis.sweeps import gradient_sweep
     from geodiag.data import load_task
     from geodiag.data.tokenise import batch_stream, encode
     from geodiag.metrics import effective_rank
-    from geodiag.models import linear_modules, load_model, resolve_targets
+    from geodiag.models import linear_modules, load_model, module_shapes, resolve_targets
 
     lm = load_model(model_name)
     data = load_task("basic_arithmetic", n_train=4 * batches, n_eval=1, seed=0)
@@ -48,7 +59,11 @@ def measure(mode: str, model_name: str, batches: int) -> dict:
         linears = linear_modules(model)
         gids = {n: effective_rank(linears[n].weight.grad) for n in targets}
     seconds = time.perf_counter() - t0
+    formula = gid_memory(sum(p.numel() for p in lm.model.parameters()), lm.model.dtype.itemsize,
+                         module_shapes(lm.model, targets))
     return {"mode": mode, "seconds": seconds, "peak_rss_mb": _rss_mb(), "after_load_rss_mb": base_mb,
+            "before_load_rss_mb": before_load_mb, "formula_mb": formula.total / 2**20,
+            "formula_model_mb": formula.model / 2**20, "formula_accumulators_mb": formula.accumulators / 2**20,
             "modules": len(gids), "mean_gid": statistics.fmean(gids.values())}
 
 
@@ -66,7 +81,11 @@ def bench_gid(model_name: str = "smollm2", batches: int = 16, rounds: int = 1) -
             "peak_rss_ratio": full["peak_rss_mb"] / sweep["peak_rss_mb"],
             "extra_rss_ratio": (full["peak_rss_mb"] - full["after_load_rss_mb"])
             / max(1.0, sweep["peak_rss_mb"] - sweep["after_load_rss_mb"]),
-            "same_gid": abs(full["mean_gid"] - sweep["mean_gid"]) < 1e-3 * sweep["mean_gid"]}
+            "same_gid": abs(full["mean_gid"] - sweep["mean_gid"]) < 1e-3 * sweep["mean_gid"],
+            # the formula against what the sweep process held beyond the interpreter and its imports
+            "formula_mb": sweep["formula_mb"],
+            "measured_above_imports_mb": sweep["peak_rss_mb"] - sweep["before_load_rss_mb"],
+            "measured_over_formula": (sweep["peak_rss_mb"] - sweep["before_load_rss_mb"]) / sweep["formula_mb"]}
 
 
 if __name__ == "__main__":
