@@ -58,3 +58,13 @@ def test_bfloat16_base_float32_adapters_and_the_saved_adapters_spectra(tmp_path,
         expected = torch.linalg.svdvals(dW)[: len(recorded)]
         assert float(recorded[0]) > 0
         torch.testing.assert_close(recorded, expected, rtol=1e-6, atol=1e-9 * float(expected[0]))
+
+
+def test_adalora_in_bfloat16_trains_only_its_factors(tmp_path):
+    from geodiag import methods
+    from geodiag.models import load_model
+
+    adapted = methods.build("adalora", load_model("tiny", dtype=torch.bfloat16).model, {"init_r": 4, "target_r": 2})
+    names = {n.split(".")[-2] for n, p in adapted.model.named_parameters() if p.requires_grad}
+    assert names == {"lora_A", "lora_B", "lora_E"}  # not ranknum, which peft's float32 cast had made trainable
+    assert all(p.dtype == torch.float32 for p in adapted.trainable())

@@ -65,4 +65,9 @@ def build(model: nn.Module, cfg: AdaLoraConfig, context: BuildContext) -> AdaLor
                                  total_step=steps, orth_reg_weight=0.0, target_modules=targets, task_type="CAUSAL_LM")
     # peft would add the regulariser into outputs.loss, hiding it inside loss/lm; geodiag adds the same term
     # as its own auxiliary loss (loss/orthogonality), once per step since it depends on the parameters only
-    return AdaLoraAdapted(wrap(model, peft_cfg), cfg)
+    adapted = AdaLoraAdapted(wrap(model, peft_cfg), cfg)
+    for _, m in adapted.lora_layers():
+        # peft's float32 autocast of the adapter under a bfloat16 model re-creates ranknum as a parameter that
+        # requires grad; it is a constant (the rank the scaling divides by), never trained
+        m.ranknum["default"].requires_grad_(False)
+    return adapted
