@@ -50,11 +50,22 @@ def load_embedded(dtype: torch.dtype) -> tuple[nn.Module, object, str]:
     tok = load_tokenizer_embedded()
     cached = cache_dir() / _CACHED / "model"
     if (cached / "config.json").exists():
-        return AutoModelForCausalLM.from_pretrained(cached, dtype=dtype), tok, f"{cached} (from the GGUF)"
+        model = AutoModelForCausalLM.from_pretrained(cached, dtype=dtype)
+        return _dequantised(model), tok, f"{cached} (from the GGUF)"
     gguf = embedded_gguf()
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model = _dequantised(AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32))
     _save_quietly(model, cached, _save_dequantised)
     return model.to(dtype), tok, str(gguf)
+
+
+def _dequantised(model: nn.Module) -> nn.Module:
+    """transformers de-quantises a GGUF into plain float weights but keeps it marked as GGUF-quantised, and a
+    `Trainer` then refuses to train it; the weights are plain, so the mark goes."""
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    return model
 
 
 def _save_dequantised(model: nn.Module, directory: Path) -> None:

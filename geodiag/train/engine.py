@@ -113,17 +113,25 @@ class Engine:
 
 def prepare(accelerator, step: StepModule, adapted: Adapted, make_optimizer: Callable, *, fsdp: bool
             ) -> tuple[Engine, torch.optim.Optimizer]:
-    """Wrap the step module (DDP, or FSDP/DeepSpeed from the accelerate config, or our own FSDP2 shards) and
-    build the optimiser over the parameters as they are after wrapping."""
-    if fsdp:
-        if adapted.method not in FSDP_METHODS:
-            raise GeodiagError(f"--fsdp supports {', '.join(FSDP_METHODS)}; {adapted.method} reads whole "
-                               "parameters outside the forward, so train it with DDP (leave out --fsdp).")
+    """Wrap the step module (DDP, or FSDP/DeepSpeed from the accelerate config, or our own FSDP2 shards with
+    --fsdp) and build the optimiser over the parameters as they are after wrapping."""
+    kind = accelerator.distributed_type.value
+    refuse_unsupported(accelerator, adapted, fsdp=fsdp or kind == "FSDP")
+    if fsdp and kind != "FSDP":  # an accelerate FSDP config already shards: then --fsdp adds nothing
         if accelerator.num_processes < 2:
             raise GeodiagError("--fsdp shards over several processes; launch with torchrun --nproc_per_node N "
                                "(N >= 2) or leave it out.")
         shard(step)
         return Engine(accelerator, step, sharded=True), make_optimizer()
+    module, optimizer = accelerator.prepare(step, make_optimizer())
+    return Engine(accelerator, module, sharded=kind == "FSDP"), optimizer  # ZeRO-1/2 keeps parameters whole
+
+
+def refuse_unsupported(accelerator, adapted: Adapted, *, fsdp: bool) -> None:
+    """One sentence for a method and strategy that do not go together (README, "Distributed training")."""
+    if fsdp and adapted.method not in FSDP_METHODS:
+        raise GeodiagError(f"FSDP supports {', '.join(FSDP_METHODS)}; {adapted.method} reads whole parameters "
+                           "outside the forward, so train it with DDP (leave out --fsdp or the FSDP config).")
     if accelerator.state.dynamo_plugin.backend.value != "NO" and not adapted.compiles:
         raise GeodiagError(f"--torch-compile cannot trace {adapted.method} with these options (its forward keeps "
                            "Python-side statistics); leave out --torch-compile.")
@@ -131,9 +139,6 @@ def prepare(accelerator, step: StepModule, adapted: Adapted, make_optimizer: Cal
     if plugin is not None and plugin.zero_stage == 3:
         raise GeodiagError("DeepSpeed ZeRO-3 partitions the adapter factors the collectors read; use ZeRO stage 1 "
                            "or 2, or FSDP (--fsdp, or an accelerate FSDP config).")
-    module, optimizer = accelerator.prepare(step, make_optimizer())
-    sharded = accelerator.distributed_type.value in ("FSDP", "DEEPSPEED")
-    return Engine(accelerator, module, sharded=sharded), optimizer
 
 
 def shard(step: StepModule) -> None:

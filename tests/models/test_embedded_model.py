@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from transformers.trainer_utils import validate_quantization_for_training
 
 from geodiag.models import decoder_layers, load_model, resolve_targets
 
@@ -37,3 +38,7 @@ def test_cached_conversion_matches_the_gguf(smollm2, tmp_path, monkeypatch):
     ids = torch.tensor([[1, 504, 3575, 282, 4649, 314]])
     with torch.no_grad():
         assert torch.equal(fresh.model(input_ids=ids).logits, cached.model(input_ids=ids).logits)
+    # de-quantised weights, not marked GGUF-quantised: a transformers Trainer accepts either for training
+    for lm in (fresh, cached):
+        assert not lm.model.is_quantized and "quantization_config" not in lm.model.config.to_dict()
+        validate_quantization_for_training(lm.model)

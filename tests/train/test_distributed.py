@@ -4,6 +4,9 @@ the collectors still see whole factors."""
 
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -101,5 +104,17 @@ def test_fsdp_refuses_a_method_that_reads_whole_parameters_in_one_sentence(tmp_p
     out = torchrun("-m", "geodiag", "train", "--", *args(data, tmp_path, "manifold", {"r_div": 4}, batch=2,
                                                          accum=1), "--fsdp")
     assert out.returncode != 0  # each rank exits 2; torchrun reports that as its own 1
-    assert "--fsdp supports lora, lora-gid, gelora, full; manifold reads whole parameters" in out.stderr
+    assert "FSDP supports lora, lora-gid, gelora, full; manifold reads whole parameters" in out.stderr
     assert not re.search(r'File ".*/geodiag/', out.stderr)  # no traceback of ours (torchrun prints its own)
+
+
+def test_accelerate_launch_runs_the_module_with_its_flags_after_the_separator(tmp_path, data):
+    accelerate = Path(sys.executable).with_name("accelerate")
+    out = subprocess.run([str(accelerate), "launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
+                          "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "geodiag", "train", "--",
+                          *args(data, tmp_path, "lora", {"r": 4}, batch=2, accum=1)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    reader, rid = one_run(tmp_path)
+    assert reader.run(rid)["config"]["distributed"] == "single process"
+    assert sorted(reader.metric(rid, "loss/lm")["step"]) == [1, 2, 3, 4]
