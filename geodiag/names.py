@@ -42,6 +42,9 @@ POWERLAW_ALPHA = "spectrum/alpha"
 POWERLAW_R2 = "spectrum/alpha_r2"
 POWERLAW_N = "spectrum/alpha_n"
 ADALORA_RANK = "adalora/rank"
+# DoRA (Liu et al. 2024, §2.2): the mean change of the magnitude vector and of the rows' direction against W0
+DORA_MAGNITUDE = "dora/magnitude_change"
+DORA_DIRECTION = "dora/direction_change"
 
 # --- gradient intrinsic dimensionality (RaLoRA §3.2, App. D-E) --------------------------------------------
 GID = "gid/erank"

@@ -13,7 +13,7 @@ def rng() -> np.random.Generator:
 @pytest.fixture(scope="session")
 def dashboard_store(tmp_path_factory) -> dict:
     """A real store written by the engine on the tiny model: GID and ID analyses, a LoRA run, a full
-    fine-tuning run with GID dynamics and a ManifoldLoRA run with subspace angles (newest, so the
+    fine-tuning run with GID dynamics, a DoRA run and a ManifoldLoRA run with subspace angles (newest, so the
     dashboard opens on it). Returns the store path and the run ids by method."""
     import json
 
@@ -33,6 +33,7 @@ def dashboard_store(tmp_path_factory) -> dict:
                   eval_size=1, record_batch=3, warmup=0.0, max_new_tokens=2, store=store)
     ids["full"] = train(TrainConfig(method="full", record_gid_every=2, **common), progress=False)
     ids["lora"] = train(TrainConfig(method="lora", method_options={"r": 4}, **common), progress=False)
+    ids["dora"] = train(TrainConfig(method="dora", lr=1e-2, method_options={"r": 4}, **common), progress=False)
     ids["ralora"] = train(TrainConfig(method="ralora", method_options={"r": 2, "from_analysis": ids["gid"]},
                                       **common), progress=False)
     ids["manifold"] = train(TrainConfig(method="manifold", subspace_k=2, lr=3e-2,

@@ -1,5 +1,6 @@
 """The Delta W spectrum of every adapter, from its factors (never the dense matrix), and its gates or
-allocated rank where the method has them (ManifoldLoRA §5.4, Fig. 1 and 5)."""
+allocated rank where the method has them (ManifoldLoRA §5.4, Fig. 1 and 5); DoRA's magnitude and direction
+change where the method has a magnitude vector (Liu et al. 2024 §2.2)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 
 from geodiag.methods.base import Adapted, AdapterView
 from geodiag.metrics import (
+    dora_decomposition,
     effective_rank,
     factor_spectrum,
     frobenius_norm,
@@ -20,6 +22,8 @@ from geodiag.metrics import (
 from geodiag.names import (
     ADALORA_RANK,
     DEAD_GATE,
+    DORA_DIRECTION,
+    DORA_MAGNITUDE,
     FROBENIUS,
     GATE_DEAD,
     GATE_EFFECTIVE_RANK,
@@ -38,9 +42,21 @@ from geodiag.records import row
 def adapter_rows(adapted: Adapted, step: int, wall: float) -> list[dict]:
     """Delta W spectrum metrics for every adapter, gate/rank metrics where the method has them, and the
     method's run-level scalars."""
-    rows = [r for v in adapted.adapters() for r in view_rows(v.whole(), step, wall)]
+    views = [v.whole() for v in adapted.adapters()]
+    rows = [r for v in views for r in view_rows(v, step, wall)]
+    magnitudes = adapted.magnitudes()
+    rows += [r for v in views if v.module in magnitudes for r in decomposition_rows(v, *magnitudes[v.module], step,
+                                                                                    wall)]
     rows += [row(step, wall, name, value) for name, value in adapted.extra_state().items()]
     return rows
+
+
+def decomposition_rows(v: AdapterView, W: torch.Tensor, magnitude: torch.Tensor, step: int, wall: float) -> list[dict]:
+    """DoRA's magnitude and direction change of one module (Liu et al. 2024 §2.2), from W and the factors."""
+    d = dora_decomposition(W, v.B, v.A, v.scaling, magnitude)
+    where = {"module": v.module, "layer": v.layer, "module_type": v.module_type}
+    return [row(step, wall, DORA_MAGNITUDE, d.magnitude_change, **where),
+            row(step, wall, DORA_DIRECTION, d.direction_change, **where)]
 
 
 def view_rows(v: AdapterView, step: int, wall: float) -> list[dict]:

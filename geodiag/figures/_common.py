@@ -84,3 +84,15 @@ def empty_figure(message: str) -> go.Figure:
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return fig
+
+
+def per_layer(fig, df, *, row, col, mode="lines+markers", bar=False, legend=True, text=None):
+    """One trace per module type, x = layer (q and v as the papers compare them)."""
+    for mtype, part in df.groupby("module_type", sort=True):
+        part = part.groupby("layer", as_index=False)["value"].mean().sort_values("layer")
+        color = QV_COLORS.get(mtype, PALETTE[len(fig.data) % len(PALETTE)])
+        trace = (go.Bar(x=part["layer"], y=part["value"], name=mtype, marker_color=color, legendgroup=mtype,
+                        showlegend=legend) if bar else
+                 go.Scatter(x=part["layer"], y=part["value"], mode=mode, name=mtype, line={"color": color},
+                            marker={"size": 4}, legendgroup=mtype, showlegend=legend))
+        fig.add_trace(trace, row=row, col=col)

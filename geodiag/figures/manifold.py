@@ -13,7 +13,18 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from geodiag.figures._common import QV_COLORS, at_step, curve, empty_figure, first_run, grid, note, pick, run_label
+from geodiag.figures._common import (
+    QV_COLORS,
+    at_step,
+    curve,
+    empty_figure,
+    first_run,
+    grid,
+    note,
+    per_layer,
+    pick,
+    run_label,
+)
 from geodiag.figures.style import PALETTE
 from geodiag.names import (
     DEAD_GATE,
@@ -38,18 +49,6 @@ from geodiag.names import (
 )
 
 
-def _per_layer(fig, df, *, row, col, mode="lines+markers", bar=False, legend=True, text=None):
-    """One trace per module type, x = layer (q and v as the papers compare them)."""
-    for mtype, part in df.groupby("module_type", sort=True):
-        part = part.groupby("layer", as_index=False)["value"].mean().sort_values("layer")
-        color = QV_COLORS.get(mtype, PALETTE[len(fig.data) % len(PALETTE)])
-        trace = (go.Bar(x=part["layer"], y=part["value"], name=mtype, marker_color=color, legendgroup=mtype,
-                        showlegend=legend) if bar else
-                 go.Scatter(x=part["layer"], y=part["value"], mode=mode, name=mtype, line={"color": color},
-                            marker={"size": 4}, legendgroup=mtype, showlegend=legend))
-        fig.add_trace(trace, row=row, col=col)
-
-
 def gates(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.0,
           labels: dict[str, str] | None = None) -> go.Figure:
     """Fig. 1 rank collapse: (a) gate histogram with the dead threshold, (b) effective rank per layer q vs v,
@@ -66,8 +65,8 @@ def gates(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.0,
     fig.add_vline(x=DEAD_GATE, line_dash="dash", line_color="black", row=1, col=1,
                   annotation_text=f"dead < {DEAD_GATE}", annotation_font_size=9)
     erank = first_run(pick(df, GATE_EFFECTIVE_RANK))
-    _per_layer(fig, at_step(erank, shown), row=1, col=2)
-    _per_layer(fig, at_step(first_run(pick(df, GATE_DEAD)), shown), row=2, col=1, bar=True, legend=False)
+    per_layer(fig, at_step(erank, shown), row=1, col=2)
+    per_layer(fig, at_step(first_run(pick(df, GATE_DEAD)), shown), row=2, col=1, bar=True, legend=False)
     names = run_label(df, labels)
     for i, (rid, part) in enumerate(pick(df, GATE_EFFECTIVE_RANK).groupby("run_id", sort=False)):
         mean = part.groupby("step", as_index=False)["value"].mean()
@@ -215,14 +214,14 @@ def spectrum(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.
                              colorbar={"title": "log10 σ", "len": 0.42, "y": 0.79, "x": 0.41,
                                                                         "thickness": 8}, name="log10 σ"),
                   row=1, col=1)
-    _per_layer(fig, at_step(pick(one, STABLE_RANK), shown), row=1, col=2)
+    per_layer(fig, at_step(pick(one, STABLE_RANK), shown), row=1, col=2)
     nuc = at_step(pick(one, NUCLEAR), shown).set_index("module")
     fro = at_step(pick(one, FROBENIUS), shown).set_index("module")["value"]
     for mtype, part in nuc.groupby("module_type", sort=True):
         fig.add_trace(go.Scatter(x=part["value"], y=fro.reindex(part.index), mode="markers", name=mtype,
                                  legendgroup=mtype, showlegend=False, text=list(part.index),
                                  marker={"color": QV_COLORS.get(mtype, PALETTE[4]), "size": 5}), row=2, col=1)
-    _per_layer(fig, at_step(pick(one, POWERLAW_ALPHA), shown), row=2, col=2, legend=False)
+    per_layer(fig, at_step(pick(one, POWERLAW_ALPHA), shown), row=2, col=2, legend=False)
     fig.add_hline(y=-1, line_dash="dash", line_color="black", row=2, col=2, annotation_text="α = −1",
                   annotation_font_size=9)
     for (r, c), (xt, yt) in {(1, 1): ("singular index k", "module"), (1, 2): ("layer", "stable rank"),

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 
 from geodiag import names as n
 from geodiag.errors import GeodiagError
-from geodiag.figures import manifold, rank
+from geodiag.figures import manifold, peers, rank
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,8 @@ FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
                scope="model"),
     FigureSpec("subspace", "Subspace angles: ΔW, gradient and probe", rank.subspace, rank.SUBSPACE_METRICS,
                "geodiag train --subspace-k 8", rows=1),
+    FigureSpec("dora", "DoRA: magnitude and direction change", peers.dora, (n.DORA_MAGNITUDE, n.DORA_DIRECTION),
+               "geodiag train --method dora", rows=1),
 ]}
 
 

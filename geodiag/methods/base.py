@@ -88,6 +88,10 @@ class Adapted(abc.ABC):
         """Base weights that train and whose gradient GID is measured on (full fine-tuning only)."""
         return {}
 
+    def magnitudes(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """DoRA: module -> (frozen W (d_out, d_in), trained magnitude m (d_out,)); empty for the others."""
+        return {}
+
     def outside_modules(self) -> dict[str, nn.Module]:
         """Trainable modules that live outside `model` (adapters applied by forward hooks)."""
         return {}

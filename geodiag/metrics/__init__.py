@@ -4,6 +4,7 @@ Nothing here knows about models, stores or plots; collectors call these, and tes
 known answers and dense references.
 """
 
+from geodiag.metrics.decomposition import Decomposition, dora_decomposition
 from geodiag.metrics.geometry import orthonormality_error, participation_ratio, principal_angles, random_subspace_angle
 from geodiag.metrics.gradient import empirical_fisher, fisher_term, importance
 from geodiag.metrics.intrinsic_dim import TwoNNResult, twonn
@@ -21,8 +22,10 @@ from geodiag.metrics.spectrum import (
 )
 
 __all__ = [
+    "Decomposition",
     "PowerLawFit",
     "TwoNNResult",
+    "dora_decomposition",
     "effective_rank",
     "empirical_fisher",
     "factor_spectrum",

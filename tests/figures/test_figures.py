@@ -54,6 +54,7 @@ def test_every_registered_figure_draws_from_a_real_store(dashboard_store):
     assert "manifold" in drawn["gates"] and "lora" not in drawn["gates"]
     assert "full" in drawn["gid"] and "gid" in drawn["gid"]
     assert "manifold" in drawn["subspace"]
+    assert drawn["dora"] == ["dora"]
     chance = [t for t in figures.build_figure("subspace", figure_data(reader, "subspace", [ids["manifold"]])).data
               if t.line.dash == "dash"]
     assert {t.legendgroup for t in chance} == set(figures.rank.SUBSPACE)  # each pair beside its random reference

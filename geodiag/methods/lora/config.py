@@ -10,6 +10,10 @@ from geodiag.methods.registry import MethodSpec, register
 from geodiag.names import R_REF
 from geodiag.options import option
 
+INITS = ("default", "gaussian", "pissa", "olora")
+# the inits that take their factors out of W: the update is then s (B A - B0 A0), not s B A
+FROM_W = ("pissa", "olora")
+
 
 @dataclass
 class LoraConfig(MethodConfig):
@@ -18,6 +22,10 @@ class LoraConfig(MethodConfig):
     r: int = option(R_REF, "LoRA rank")
     alpha: float = option(16.0, "LoRA alpha; the update is scaled by alpha / r")
     dropout: float = option(0.0, "dropout on the adapter input", group="advanced")
+    init_lora_weights: str = option("default", "peft's initialisation: default (A Kaiming, B zero: Delta W = 0), "
+                                    "gaussian, pissa (B A = W's top-r singular part, W keeps the residual; "
+                                    "Meng et al. 2024) or olora (B A from a QR of W; Buyukakyuz 2024)",
+                                    choices=INITS)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -3,23 +3,51 @@ rank_pattern / alpha_pattern that the allocation-driven methods (LoRA+GID, GeLoR
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import torch
 from torch import nn
 
-from geodiag.methods.base import AdapterView, AllocationRecord
+from geodiag.methods.base import AdapterView, AllocationRecord, whole
 from geodiag.methods.config import MethodConfig
 from geodiag.methods.context import BuildContext
-from geodiag.methods.lora.config import LoraConfig
+from geodiag.methods.lora.config import FROM_W, LoraConfig
 from geodiag.methods.peft_adapted import PeftAdapted, check_rank, wrap
 from geodiag.models import layer_index, module_type, resolve_targets
+
+INITIAL_FACTORS = "initial_factors.safetensors"
 
 
 class LoraAdapted(PeftAdapted):
     method = "lora"
 
+    def __init__(self, model: nn.Module, config: MethodConfig | None):
+        super().__init__(model, config)
+        # PiSSA / OLoRA move B0 A0 out of W at initialisation: keep them, so that Delta W = s (B A - B0 A0)
+        init = getattr(config, "init_lora_weights", "default")
+        self.initial = {name: (m.lora_B["default"].weight.detach().clone(), m.lora_A["default"].weight.detach().clone())
+                        for name, m in self.lora_layers()} if init in FROM_W else {}
+
     def adapters(self) -> list[AdapterView]:
-        return [AdapterView(name, layer_index(name), module_type(name), m.lora_B["default"].weight.detach(),
-                            m.lora_A["default"].weight.detach(), None, float(m.scaling["default"]))
-                for name, m in self.lora_layers()]
+        """Delta W = s B A; after PiSSA / OLoRA, s (B A - B0 A0) = s [B, -B0] [A; A0], rank <= 2r, from factors."""
+        out = []
+        for name, m in self.lora_layers():
+            B, A = m.lora_B["default"].weight.detach(), m.lora_A["default"].weight.detach()  # (d_out, r), (r, d_in)
+            if name in self.initial:
+                B, A, (B0, A0) = whole(B), whole(A), self.initial[name]  # FSDP: gathered before joining
+                B, A = torch.cat([B, -B0], dim=1), torch.cat([A, A0], dim=0)  # (d_out, 2r), (2r, d_in)
+            out.append(AdapterView(name, layer_index(name), module_type(name), B, A, None, float(m.scaling["default"])))
+        return out
+
+    def save(self, directory: Path, *, main: bool = True) -> None:
+        """peft's format; after PiSSA / OLoRA also B0, A0 (initial_factors.safetensors), which the update is
+        measured from (peft itself recomputes them from W when it loads the adapter)."""
+        super().save(directory, main=main)
+        if self.initial and main:
+            from safetensors.torch import save_file
+
+            save_file({f"{n}.{part}": t.contiguous().cpu() for n, (B0, A0) in self.initial.items()
+                       for part, t in (("B0", B0), ("A0", A0))}, str(Path(directory) / INITIAL_FACTORS))
 
 
 def build(model: nn.Module, cfg: LoraConfig, context: BuildContext) -> LoraAdapted:
@@ -27,8 +55,9 @@ def build(model: nn.Module, cfg: LoraConfig, context: BuildContext) -> LoraAdapt
 
     targets = resolve_targets(model, cfg.target_modules)
     check_rank(model, targets, cfg.r, "r")
+    init = True if cfg.init_lora_weights == "default" else cfg.init_lora_weights
     peft_cfg = PeftLoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets,
-                              task_type="CAUSAL_LM")
+                              init_lora_weights=init, task_type="CAUSAL_LM")
     return LoraAdapted(wrap(model, peft_cfg), cfg)
 
 
