@@ -21,7 +21,7 @@ def test_the_update_is_measured_from_the_original_weight(init, tmp_path):
     adapted = methods.build("lora", lm.model, {"r": 4, "init_lora_weights": init})
     views = {v.module: v for v in adapted.adapters()}
     assert views and all(v.B.shape[1] == 8 for v in views.values())  # [B, -B0]: rank <= 2r
-    for name, v in views.items():
+    for v in views.values():
         assert float(dense(v).abs().max()) < 1e-6  # at initialisation W' = W_res + s B0 A0 = W
     with torch.no_grad():  # a training step's worth of change in every factor
         for p in adapted.trainable():
