@@ -27,7 +27,7 @@ class FigureSpec:
     prefer: str | None = None  # the kind of run to show first when the chosen one has no data (analysis)
 
 
-_ALLOC = tuple(n.allocation(m, part) for m in ("ralora", "ralora-pro", "gelora", "lora-gid")
+_ALLOC = tuple(n.allocation(m, part) for m in ("ralora", "ralora-pro", "gelora", "lora-gid", "eva")
                for part in ("equivalent_rank", "params"))
 
 FIGURES: dict[str, FigureSpec] = {s.name: s for s in [

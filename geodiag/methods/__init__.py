@@ -3,7 +3,7 @@ options) and `<method>/model.py` (the adapter). Importing a method's package reg
 a new folder plus one line below. This package imports no torch, so the dashboard lists every method's
 options in-process; `build` imports a method's adapter code when it is first built."""
 
-from geodiag.methods import adalora, dora, full, gelora, lora, lora_gid, manifold, ralora  # noqa: F401 - each registers
+from geodiag.methods import adalora, dora, eva, full, gelora, lora, lora_gid, manifold, ralora  # noqa: F401 - each registers
 from geodiag.methods.config import MethodConfig
 from geodiag.methods.context import BuildContext, Measurements
 from geodiag.methods.registry import METHODS, MethodSpec, build, get_method, register

@@ -8,6 +8,7 @@ data first). Torch-free.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,6 +28,16 @@ class Measurements(Protocol):
 class BuildContext:
     total_steps: int = 1
     measurements: Measurements | None = None
+    # training batches on the model's device (its own seed, so the training stream is unchanged), for a method
+    # whose initialisation reads data (EVA); a progress bar while it does if `progress`
+    batches: Callable[[], Iterator[dict]] | None = None
+    progress: bool = False
+
+    def require_batches(self, what: str) -> Callable[[], Iterator[dict]]:
+        if self.batches is None:
+            raise GeodiagError(f"This method needs {what}: train it with `geodiag train`, which hands it batches of "
+                               "the training data.")
+        return self.batches
 
     def require_measurements(self, what: str, analysis: str) -> Measurements:
         if self.measurements is None:

@@ -108,7 +108,7 @@ def build_method(cfg: TrainConfig, model: nn.Module, encoded: list[dict], pad_id
     def batches() -> Iterator[dict[str, torch.Tensor]]:
         return (to_device(b, device) for b in batch_stream(encoded, cfg.batch_size, pad_id, seed=cfg.seed + 1))
 
-    context = methods.BuildContext(total_steps=cfg.steps,
+    context = methods.BuildContext(total_steps=cfg.steps, batches=batches, progress=progress,
                                    measurements=StoredOrMeasured(model, cfg.store, batches, progress=progress))
     adapted = methods.build(cfg.method, model, options, context=context)
     if cfg.record_gid_every and not adapted.gradient_weights():

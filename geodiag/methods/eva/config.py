@@ -1,0 +1,43 @@
+"""EVA's options under peft's names (Paischer et al. 2024, "One Initialization to Rule them All"; peft's
+`EvaConfig`). Torch-free."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from geodiag.methods.config import MethodConfig
+from geodiag.methods.registry import MethodSpec, register
+from geodiag.names import R_REF
+from geodiag.options import option
+
+
+@dataclass
+class EvaConfig(MethodConfig):
+    KIND: ClassVar[str] = "the eva method"
+
+    r: int = option(R_REF, "LoRA rank before redistribution; the budget is r x the number of target modules")
+    alpha: float = option(16.0, "LoRA alpha (peft rescales it with each module's new rank)")
+    rho: float = option(2.0, "a module may take up to rho x r ranks (1: no redistribution)")
+    tau: float = option(0.99, "cosine similarity at which a layer's incremental SVD counts as converged",
+                        group="advanced")
+    whiten: bool = option(False, "whiten the singular vectors A is initialised with", group="advanced")
+    use_label_mask: bool = option(True, "only positions with a label (the answer) feed the SVD", group="advanced")
+    adjust_scaling_factors: bool = option(True, "rescale alpha with each module's rank, so that every LoRA gradient "
+                                          "has the same scale", group="advanced")
+    eva_batches: int = option(32, "training batches the SVD may read before it stops (peft stops sooner once every "
+                              "layer converged)", group="advanced")
+    dropout: float = option(0.0, "dropout on the adapter input", group="advanced")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.require(self.r >= 1, "r", "a positive integer")
+        self.require(self.alpha > 0, "alpha", "positive")
+        self.require(self.rho >= 1, "rho", "at least 1")
+        self.require(0 <= self.tau <= 1, "tau", "in [0, 1]")
+        self.require(self.eva_batches >= 1, "eva_batches", "a positive integer")
+        self.require(0 <= self.dropout < 1, "dropout", "in [0, 1)")
+
+
+REGISTERED = register(MethodSpec("eva", EvaConfig, "geodiag.methods.eva.model",
+                                 "EVA through peft: ranks from an SVD of the activations (Paischer et al. 2024)"))
