@@ -42,6 +42,15 @@ class TrainConfig(Config):
                                 "record); 0 = off", group="advanced")
     record_gid_every: int = option(0, "with --method full: record gid/erank of every target's gradient every K "
                                       "steps (RaLoRA Fig. 3c); 0 = off", group="advanced")
+    intruders: bool = option(True, "record intruder dimensions (Shuttleworth et al. 2024) at the end: how many of "
+                                   "the top-k singular vectors of W + Delta W have no counterpart in W",
+                             group="advanced")
+    intruders_every: int = option(0, "also record them every K steps (a multiple of --record-every; 0: at the end "
+                                     "only)", group="advanced")
+    intruders_top_k: int = option(10, "top singular vectors of W + Delta W examined (peft's default)",
+                                  group="advanced")
+    intruders_epsilon: float = option(0.5, "a vector is an intruder when its largest |cos| with W's singular "
+                                           "vectors is below this (peft's default)", group="advanced")
     eval_every: int = option(0, "steps between accuracy evaluations (0: only before and after)", group="advanced")
     train_size: int = option(2000, "training items generated for a reasoning-gym task", group="advanced")
     record_batch: int = option(12, "held-out examples in the fixed batch that activation metrics use (12 give "
@@ -73,11 +82,15 @@ class TrainConfig(Config):
         for name in ("steps", "batch_size", "grad_accum", "max_length", "record_every", "record_batch",
                      "max_new_tokens"):
             self.require(getattr(self, name) >= 1, name, "a positive integer")
-        for name in ("eval_every", "eval_size", "train_size", "record_gid_every", "subspace_k"):
+        for name in ("eval_every", "eval_size", "train_size", "record_gid_every", "subspace_k", "intruders_every"):
             self.require(getattr(self, name) >= 0, name, "zero or positive")
         self.require(self.lr > 0, "lr", "positive")
         self.require(0 <= self.warmup < 1, "warmup", "a fraction in [0, 1)")
         self.require(self.clip >= 0, "clip", "zero (off) or positive")
+        self.require(self.intruders_every % self.record_every == 0, "intruders_every",
+                     f"a multiple of record_every ({self.record_every})")
+        self.require(self.intruders_top_k >= 1, "intruders_top_k", "a positive integer")
+        self.require(0 < self.intruders_epsilon <= 1, "intruders_epsilon", "in (0, 1]")
         self.require(not (self.fsdp and self.torch_compile), "fsdp", "used without --torch-compile (not supported yet)")
         self.require(not (self.fsdp and (self.subspace_k or self.record_gid_every)), "fsdp",
                      "used without --subspace-k and --record-gid-every (they read whole gradients)")

@@ -45,6 +45,10 @@ ADALORA_RANK = "adalora/rank"
 # DoRA (Liu et al. 2024, §2.2): the mean change of the magnitude vector and of the rows' direction against W0
 DORA_MAGNITUDE = "dora/magnitude_change"
 DORA_DIRECTION = "dora/direction_change"
+# intruder dimensions (Shuttleworth et al. 2024): per module, the count among W's top-k singular vectors, and
+# each top vector's largest |cos| with the pre-trained W's singular vectors (idx = k)
+INTRUDERS = "intruders/count"
+INTRUDER_COS = "intruders/max_cos"
 
 # --- gradient intrinsic dimensionality (RaLoRA §3.2, App. D-E) --------------------------------------------
 GID = "gid/erank"

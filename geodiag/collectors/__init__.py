@@ -7,10 +7,11 @@ rows (what a run records once: its allocation and parameter budget).
 
 from geodiag.collectors.activations import activation_rows
 from geodiag.collectors.gradients import gid_rows
+from geodiag.collectors.intruders import Intruders
 from geodiag.collectors.probes import probe_rows
 from geodiag.collectors.rows import initial_rows
 from geodiag.collectors.spectra import adapter_rows, view_rows
 from geodiag.collectors.subspace import base_gradients, subspace_rows
 
-__all__ = ["activation_rows", "adapter_rows", "base_gradients", "gid_rows", "initial_rows", "probe_rows",
+__all__ = ["Intruders", "activation_rows", "adapter_rows", "base_gradients", "gid_rows", "initial_rows", "probe_rows",
            "subspace_rows", "view_rows"]

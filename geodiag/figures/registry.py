@@ -59,6 +59,8 @@ FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
                "geodiag train --subspace-k 8", rows=1),
     FigureSpec("dora", "DoRA: magnitude and direction change", peers.dora, (n.DORA_MAGNITUDE, n.DORA_DIRECTION),
                "geodiag train --method dora", rows=1),
+    FigureSpec("intruders", "Intruder dimensions (Shuttleworth et al. 2024)", peers.intruders,
+               (n.INTRUDERS, n.SINGULAR_VALUE), "geodiag train (recorded at the end of every run)", rows=1),
 ]}
 
 

@@ -88,6 +88,11 @@ class Adapted(abc.ABC):
         """Base weights that train and whose gradient GID is measured on (full fine-tuning only)."""
         return {}
 
+    def base_weight(self, name: str) -> torch.Tensor:
+        """The weight W (d_out, d_in) of module `name` before adaptation: the layer computes W + Delta W (its
+        view; DoRA rescales rows on top). For PiSSA / OLoRA, W is the original weight, not peft's residual."""
+        raise GeodiagError(f"{self.method} does not expose the base weight of {name}.")
+
     def magnitudes(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """DoRA: module -> (frozen W (d_out, d_in), trained magnitude m (d_out,)); empty for the others."""
         return {}

@@ -56,6 +56,9 @@ class HookAdapted(Adapted):
     def on_input(self, name: str, x: torch.Tensor) -> None:
         """Called with each adapted layer's input (B, T, d_in) before its update is added."""
 
+    def base_weight(self, name: str) -> torch.Tensor:
+        return linear_modules(self.model)[name].weight.detach()  # untouched: the hooks add the update
+
     def parts(self) -> dict[str, nn.Module]:
         """The modules whose state is saved: the adapters, plus whatever a method adds (probes)."""
         return {"adapters": self.adapters_}

@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from geodiag.errors import GeodiagError
@@ -48,6 +49,9 @@ class PeftAdapted(Adapted):
         whole_state = {k: whole(v) for k, v in state.items() if "lora_" in k}
         if main:
             self.model.save_pretrained(str(directory), state_dict=whole_state)
+
+    def base_weight(self, name: str) -> torch.Tensor:
+        return dict(self.lora_layers())[name].get_base_layer().weight.detach()
 
     def lora_layers(self) -> Iterator[tuple[str, nn.Module]]:
         """(base module name, peft LoRA layer) of every adapted module."""

@@ -8,6 +8,7 @@ from geodiag.metrics.decomposition import Decomposition, dora_decomposition
 from geodiag.metrics.geometry import orthonormality_error, participation_ratio, principal_angles, random_subspace_angle
 from geodiag.metrics.gradient import empirical_fisher, fisher_term, importance
 from geodiag.metrics.intrinsic_dim import TwoNNResult, twonn
+from geodiag.metrics.intruders import base_singular_vectors, intruder_count, top_singular_vectors
 from geodiag.metrics.spectrum import (
     PowerLawFit,
     effective_rank,
@@ -25,6 +26,7 @@ __all__ = [
     "Decomposition",
     "PowerLawFit",
     "TwoNNResult",
+    "base_singular_vectors",
     "dora_decomposition",
     "effective_rank",
     "empirical_fisher",
@@ -33,6 +35,7 @@ __all__ = [
     "fisher_term",
     "frobenius_norm",
     "importance",
+    "intruder_count",
     "nuclear_norm",
     "orthonormality_error",
     "participation_ratio",
@@ -42,5 +45,6 @@ __all__ = [
     "singular_values",
     "stable_rank",
     "threshold_rank",
+    "top_singular_vectors",
     "twonn",
 ]

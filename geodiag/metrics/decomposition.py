@@ -23,13 +23,20 @@ class Decomposition:
     direction_change: float  # ΔD
 
 
+def row_norms(W0: torch.Tensor, B: torch.Tensor, A: torch.Tensor, scaling: float) -> torch.Tensor:
+    """‖W0_n + s B_n A‖ for every output row n (d_out,), float64, from W0 and the factors:
+    ‖W0_n‖² + 2 s B_n·(A W0_nᵀ) + s² B_n (A Aᵀ) B_nᵀ."""
+    W0, B, A = (t.detach().to(torch.float64) for t in (W0, B, A))
+    square = W0.square().sum(1) + 2 * scaling * (B * (W0 @ A.T)).sum(1) + scaling**2 * (B * (B @ (A @ A.T))).sum(1)
+    return square.clamp_min(0).sqrt()
+
+
 def dora_decomposition(W0: torch.Tensor, B: torch.Tensor, A: torch.Tensor, scaling: float,
                        magnitude: torch.Tensor) -> Decomposition:
     """ΔM and ΔD of one DoRA module: W0 (d_out, d_in), B (d_out, r), A (r, d_in), magnitude m (d_out,)."""
     W0, B, A, m = (t.detach().to(torch.float64) for t in (W0, B, A, magnitude))
     w_norm2 = W0.square().sum(1)  # (d_out,) ‖W0_n‖²
     cross = (B * (W0 @ A.T)).sum(1)  # (d_out,) B_n · (A W0_nᵀ)
-    low = (B * (B @ (A @ A.T))).sum(1)  # (d_out,) ‖B_n A‖²
-    v_norm = (w_norm2 + 2 * scaling * cross + scaling**2 * low).clamp_min(0).sqrt()  # ‖W0_n + s B_n A‖
+    v_norm = row_norms(W0, B, A, scaling)  # (d_out,) ‖W0_n + s B_n A‖
     cos = (w_norm2 + scaling * cross) / (v_norm * w_norm2.sqrt()).clamp_min(1e-300)
     return Decomposition(float((m - w_norm2.sqrt()).abs().mean()), float((1 - cos).mean()))

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from geodiag.collectors import activation_rows, adapter_rows, gid_rows, initial_rows, subspace_rows
+from geodiag.collectors import Intruders, activation_rows, adapter_rows, gid_rows, initial_rows, subspace_rows
 from geodiag.config import TrainConfig
 from geodiag.data import TaskData
 from geodiag.data.evaluate import evaluate
@@ -40,6 +40,11 @@ class Recorder:
     t0: float = field(default_factory=time.monotonic)
     rows: list[dict] = field(default_factory=list)
     bar: tqdm | None = None
+    intruders: Intruders | None = None
+
+    def __post_init__(self) -> None:
+        if self.cfg.intruders:
+            self.intruders = Intruders(self.cfg.intruders_top_k, self.cfg.intruders_epsilon)
 
     def wall(self) -> float:
         return time.monotonic() - self.t0
@@ -51,8 +56,11 @@ class Recorder:
         yield from self.bar
 
     def initial(self) -> None:
-        """The allocation an allocation-driven method was built with, and its parameter budget."""
+        """The allocation an allocation-driven method was built with, and its parameter budget; W's singular
+        vectors for the intruder count, before training changes anything."""
         self.rows += initial_rows(self.adapted)
+        if self.intruders:
+            self.intruders.start(self.adapted)
 
     def log(self, step: int, logs: dict[str, float], optimizer: torch.optim.Optimizer) -> None:
         """The step's losses and each parameter group's learning rate; the bar shows the LM loss."""
@@ -74,6 +82,9 @@ class Recorder:
         self.rows += self.through_root(lambda: activation_rows(self.adapted, self.record_batch, step, self.wall()))
         if self.cfg.subspace_k:
             self.rows += subspace_rows(self.adapted, self.record_batch, self.cfg.subspace_k, step, self.wall())
+        every = self.cfg.intruders_every
+        if self.intruders and step > 0 and (step == self.cfg.steps or (every and step % every == 0)):
+            self.rows += self.intruders.rows(self.adapted, step, self.wall())
         self.flush()
 
     def evaluate(self, step: int) -> None:

@@ -55,6 +55,7 @@ def test_every_registered_figure_draws_from_a_real_store(dashboard_store):
     assert "full" in drawn["gid"] and "gid" in drawn["gid"]
     assert "manifold" in drawn["subspace"]
     assert drawn["dora"] == ["dora"]
+    assert {"lora", "dora", "full", "ralora", "manifold"} <= set(drawn["intruders"])
     chance = [t for t in figures.build_figure("subspace", figure_data(reader, "subspace", [ids["manifold"]])).data
               if t.line.dash == "dash"]
     assert {t.legendgroup for t in chance} == set(figures.rank.SUBSPACE)  # each pair beside its random reference

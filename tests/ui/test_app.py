@@ -70,9 +70,9 @@ def test_pages_render_a_lora_run(dashboard_store, page):
 def test_the_spectrum_page_of_a_dora_run_adds_its_magnitude_and_direction(dashboard_store):
     at = run_app(dashboard_store["store"], "spectrum.py", run=dashboard_store["ids"]["dora"])
     assert not at.exception and not at.error
-    assert charts(at) == 2 and "DoRA: magnitude and direction" in [h.value for h in at.subheader]
+    assert charts(at) == 3 and "DoRA: magnitude and direction" in [h.value for h in at.subheader]
     lora = run_app(dashboard_store["store"], "spectrum.py", run=dashboard_store["ids"]["lora"])
-    assert charts(lora) == 1  # a LoRA run has no magnitude vector: no DoRA section
+    assert charts(lora) == 2  # spectrum and intruders: a LoRA run has no magnitude vector, so no DoRA section
 
 
 def test_a_figure_no_run_of_the_model_can_draw_names_the_command(dashboard_store, tmp_path):

@@ -39,6 +39,15 @@ class LoraAdapted(PeftAdapted):
             out.append(AdapterView(name, layer_index(name), module_type(name), B, A, None, float(m.scaling["default"])))
         return out
 
+    def base_weight(self, name: str) -> torch.Tensor:
+        """After PiSSA / OLoRA peft's base layer holds W - s B0 A0; the original W is that plus s B0 A0."""
+        W = super().base_weight(name)
+        if name not in self.initial:
+            return W
+        B0, A0 = self.initial[name]
+        scaling = float(dict(self.lora_layers())[name].scaling["default"])
+        return W + (scaling * B0 @ A0).to(W.dtype)
+
     def save(self, directory: Path, *, main: bool = True) -> None:
         """peft's format; after PiSSA / OLoRA also B0, A0 (initial_factors.safetensors), which the update is
         measured from (peft itself recomputes them from W when it loads the adapter)."""
