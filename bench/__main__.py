@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, each timing ours and the reference side by side in one run.
 
-python -m bench [--only metrics,store,engine,gid,scale] [--quick]
+python -m bench [--only metrics,store,engine,gid,scale,intruders] [--quick]
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 from bench import metrics
 from bench.metrics import RESULTS
 
-SUITES = ("metrics", "store", "engine", "gid", "scale")
+SUITES = ("metrics", "store", "engine", "gid", "scale", "intruders")
 
 
 def run_store(quick: bool) -> dict:
@@ -80,6 +80,19 @@ def run_scale(quick: bool) -> dict:
     return {"throughput": t, "ddp_cpu": d}
 
 
+def run_intruders(quick: bool) -> dict:
+    from bench.intruders import bench_intruders
+
+    model = "tiny" if quick else "smollm2"
+    r = bench_intruders(model)
+    print(f"intruder dimensions per record on {model} ({r['modules']} modules, top 10): Lanczos on W + ΔW "
+          f"{r['record_s']:.2f} s vs a dense SVD per module {r['dense_record_s']:.2f} s -> {r['ratio']:.1f}x; W's "
+          f"SVDs once per run {r['start_s']:.2f} s; same counts: {r['same_counts']}")
+    print(f"one {r['large_d']}x{r['large_d']} module: {r['large_record_s']:.2f} s vs dense SVD {r['large_dense_s']:.1f} s "
+          f"-> {r['large_ratio']:.0f}x (top-10 vectors agree to |cos| >= {r['large_vectors_agree']:.6f})")
+    return r
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=",".join(SUITES), help=f"comma-separated subset of {', '.join(SUITES)}")
@@ -93,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"geodiag benchmarks (torch {env['torch']}, {env['threads']} threads)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     runners = {"metrics": lambda q: metrics.run(q), "store": run_store, "engine": run_engine, "gid": run_gid,
-               "scale": run_scale}
+               "scale": run_scale, "intruders": run_intruders}
     for suite in chosen:
         result = runners[suite](args.quick)
         out = RESULTS / f"{suite}.json"

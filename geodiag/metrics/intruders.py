@@ -43,7 +43,7 @@ def top_singular_vectors(W: torch.Tensor, B: torch.Tensor | None = None, A: torc
 
     op = LinearOperator(W64.shape, matvec=matvec, rmatvec=rmatvec, matmat=matvec, rmatmat=rmatvec, dtype=np.float64)
     v0 = np.ones(min(W64.shape)) / np.sqrt(min(W64.shape))  # deterministic start: the same answer every record
-    U, s, _ = svds(op, k=k, v0=v0, tol=1e-10)
+    U, s, _ = svds(op, k=k, v0=v0, tol=1e-10)  # ARPACK: PROPACK is faster but failed to converge on some W
     order = np.argsort(s)[::-1]
     return U[:, order], s[order]
 
