@@ -89,7 +89,8 @@ def run_intruders(quick: bool) -> dict:
           f"{r['record_s']:.2f} s vs a dense SVD per module {r['dense_record_s']:.2f} s -> {r['ratio']:.1f}x; W's "
           f"SVDs once per run {r['start_s']:.2f} s; same counts: {r['same_counts']}")
     print(f"one {r['large_d']}x{r['large_d']} module: {r['large_record_s']:.2f} s vs dense SVD "
-          f"{r['large_dense_s']:.1f} s -> {r['large_ratio']:.0f}x (top-10 vectors agree to |cos| >= {r['large_vectors_agree']:.6f})")
+          f"{r['large_dense_s']:.1f} s -> {r['large_ratio']:.0f}x (top-10 vectors agree to |cos| >= "
+          f"{r['large_vectors_agree']:.6f})")
     return r
 
 
