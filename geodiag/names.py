@@ -102,3 +102,11 @@ LAMBDA_A = 0.10  # ManifoldLoRA §4.1: alignment loss weight
 R_REF = 8  # the LoRA rank every allocation's budget is compared with (RaLoRA §4: r = 8)
 DEFAULT_TASK = "basic_arithmetic"
 MIN_ID_POINTS = 20  # TwoNN per layer on fewer points says nothing (and needs 3 distinct ones at the very least)
+
+# a transformers Trainer's log keys (its callback logs and trainer_state.json's log_history) as metric names;
+# any other numeric key is recorded as trainer/<key>
+TRAINER_LOGS = {"loss": LOSS_LM, "learning_rate": LR, "eval_loss": EVAL_LOSS, "grad_norm": GRAD_NORM}
+
+
+def trainer_log(key: str) -> str:
+    return TRAINER_LOGS.get(key, f"trainer/{key}")

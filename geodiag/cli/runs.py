@@ -29,10 +29,15 @@ def add_parser(sub) -> None:
     for p, handler in ((ls, run_list), (show, run_show), (rm, run_delete), (mv, run_rename)):
         store_arg(p)
         p.set_defaults(handler=handler)
-    imp = sub.add_parser("import-peft", help="record the Delta W spectra of an existing PEFT adapter directory")
-    imp.add_argument("directory", metavar="DIR", help="a folder written by PeftModel.save_pretrained()")
-    imp.add_argument("--base", help="the base model's name, recorded with the run (default: from the adapter)")
+    imp = sub.add_parser("import-peft", help="record the Delta W spectra of an existing PEFT adapter, or of a "
+                                             "Trainer's checkpoint-* series")
+    imp.add_argument("directory", metavar="DIR", help="a folder written by PeftModel.save_pretrained(), or a Trainer "
+                                                      "output folder holding checkpoint-* folders (one run)")
+    imp.add_argument("--base", help="the base model (smollm2, tiny, a hub id or folder): recorded with the run and "
+                                    "loaded to add intruder dimensions, DoRA's magnitude/direction change and "
+                                    "PiSSA's initial factors (default: the adapter's name, not loaded)")
     imp.add_argument("--run-name", help="a readable name")
+    imp.add_argument("--no-progress", action="store_true", help="no progress bar")
     store_arg(imp)
     imp.set_defaults(handler=import_peft)
 
@@ -81,5 +86,6 @@ def run_rename(args: argparse.Namespace) -> int:
 def import_peft(args: argparse.Namespace) -> int:
     from geodiag.integrations.peft_import import import_peft as read_and_record  # torch: only when importing
 
-    print(read_and_record(args.directory, base=args.base, store=args.store, run_name=args.run_name))
+    print(read_and_record(args.directory, base=args.base, store=args.store, run_name=args.run_name,
+                          progress=not args.no_progress))
     return 0

@@ -22,11 +22,9 @@ from geodiag.collectors import activation_rows, adapter_rows
 from geodiag.methods.adalora.model import AdaLoraAdapted
 from geodiag.methods.base import Adapted
 from geodiag.methods.lora.model import LoraAdapted
-from geodiag.names import EVAL_LOSS, GRAD_NORM, LOSS_LM, LR
+from geodiag.names import trainer_log
 from geodiag.records import row
 from geodiag.store import DEFAULT_STORE, Writer
-
-_LOG_NAMES = {"loss": LOSS_LM, "learning_rate": LR, "eval_loss": EVAL_LOSS, "grad_norm": GRAD_NORM}
 
 
 class GeodiagCallback(TrainerCallback):
@@ -62,7 +60,7 @@ class GeodiagCallback(TrainerCallback):
         if self.run_id is None or not logs:
             return
         wall = time.monotonic() - self.t0
-        rows = [row(state.global_step, wall, _LOG_NAMES.get(k, f"trainer/{k}"), v)
+        rows = [row(state.global_step, wall, trainer_log(k), v)
                 for k, v in logs.items() if isinstance(v, int | float)]
         self.writer.append(self.run_id, rows)
 

@@ -135,15 +135,29 @@ class Adapted(abc.ABC):
 
 class FactorViews(Adapted):
     """Read-only: the factors of adapters that were trained elsewhere (an imported PEFT adapter), enough for
-    the spectral collectors."""
+    the spectral collectors; with the base model's weights (`base`, module -> W) also for the intruder count,
+    and with DoRA's magnitude vectors (module -> m) for its magnitude/direction change."""
 
-    def __init__(self, method: str, views: list[AdapterView]):
+    def __init__(self, method: str, views: list[AdapterView], *, base: dict[str, torch.Tensor] | None = None,
+                 magnitude: dict[str, torch.Tensor] | None = None, params: int | None = None):
         super().__init__(nn.Module(), None)
         self.method = method
         self._views = views
+        self.base, self.magnitude = base, magnitude or {}
+        self.params = params  # the adapter's own parameter count, as saved
 
     def adapters(self) -> list[AdapterView]:
         return self._views
+
+    def base_weight(self, name: str) -> torch.Tensor:
+        if self.base is None or name not in self.base:
+            raise GeodiagError(f"The base weight of {name} is needed; pass the base model (--base MODEL).")
+        return self.base[name]
+
+    def magnitudes(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        if self.base is None:
+            return {}
+        return {name: (self.base[name], m) for name, m in self.magnitude.items() if name in self.base}
 
     def save(self, directory: Path, *, main: bool = True) -> None:
         raise GeodiagError("An imported adapter is read from its own folder; geodiag does not save it again.")
