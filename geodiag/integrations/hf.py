@@ -21,6 +21,7 @@ from transformers import TrainerCallback
 from geodiag.collectors import activation_rows, adapter_rows
 from geodiag.methods.adalora.model import AdaLoraAdapted
 from geodiag.methods.base import Adapted
+from geodiag.methods.dora.model import DoraAdapted
 from geodiag.methods.lora.model import LoraAdapted
 from geodiag.names import trainer_log
 from geodiag.records import row
@@ -90,6 +91,7 @@ class GeodiagCallback(TrainerCallback):
 
 def _wrap(model) -> Adapted:
     """A read-only geodiag view of a peft model, so the collectors can read its factors."""
-    peft_type = str(getattr(getattr(model, "peft_config", {}).get("default"), "peft_type", ""))
-    cls = AdaLoraAdapted if "ADALORA" in peft_type.upper() else LoraAdapted
-    return cls(model, None)
+    config = getattr(model, "peft_config", {}).get("default")
+    if "ADALORA" in str(getattr(config, "peft_type", "")).upper():
+        return AdaLoraAdapted(model, None)
+    return DoraAdapted(model, None) if getattr(config, "use_dora", False) else LoraAdapted(model, None)
