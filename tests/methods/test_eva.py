@@ -28,3 +28,13 @@ def test_eva_records_the_ranks_peft_computed_and_the_atlas_draws_them(tmp_path):
     assert reader.metric(rid, "params/trainable")["value"].iloc[0] == reader.run(rid)["trainable_params"]
     atlas = atlas_series(reader.metrics([rid], ["alloc/eva/equivalent_rank", "alloc/eva/params"]))
     assert atlas[atlas["method"] == "eva"].set_index("module")["rank"].to_dict() == want
+
+
+def test_an_svd_that_does_not_converge_is_one_sentence_not_an_endless_loop(tmp_path):
+    from helpers import geodiag
+
+    out = geodiag("train", "--model", "tiny", "--method", "eva", "--tau", "1.0", "--eva-batches", "3", "--steps", "1",
+                  "--store", str(tmp_path / "s.duckdb"), "--no-progress", timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip() == ("geodiag: error: EVA's SVD did not converge within 3 batches; raise --eva-batches "
+                                  "or lower --tau.")

@@ -25,8 +25,8 @@ class EvaConfig(MethodConfig):
     use_label_mask: bool = option(True, "only positions with a label (the answer) feed the SVD", group="advanced")
     adjust_scaling_factors: bool = option(True, "rescale alpha with each module's rank, so that every LoRA gradient "
                                           "has the same scale", group="advanced")
-    eva_batches: int = option(32, "training batches the SVD may read before it stops (peft stops sooner once every "
-                              "layer converged)", group="advanced")
+    eva_batches: int = option(64, "forward passes the SVD may take (peft stops sooner, once every layer's top "
+                              "components converged; it cycles these batches until then)", group="advanced")
     dropout: float = option(0.0, "dropout on the adapter input", group="advanced")
 
     def __post_init__(self) -> None:

@@ -12,12 +12,39 @@ import warnings
 from torch import nn
 
 from geodiag import allocation as alloc
+from geodiag.errors import GeodiagError
 from geodiag.methods.base import AllocationRecord
 from geodiag.methods.context import BuildContext
 from geodiag.methods.eva.config import EvaConfig
 from geodiag.methods.lora.model import LoraAdapted
 from geodiag.methods.peft_adapted import check_rank, wrap
 from geodiag.models import module_shapes, resolve_targets
+
+
+def capped_forward(limit: int):
+    """peft's forward over the SVD's batches, cycling them until every layer's SVD converged, which may be
+    never (tau near 1, noisy inputs): after `limit` forwards this stops with a sentence instead."""
+    from peft.tuners.lora.eva import forward_fn_dict
+
+    calls = 0
+
+    def forward(model, inputs):
+        nonlocal calls
+        calls += 1
+        if calls > limit:
+            raise GeodiagError(f"EVA's SVD did not converge within {limit} batches; raise --eva-batches or lower "
+                               "--tau.")
+        return forward_fn_dict(model, inputs)
+
+    return forward
+
+
+def _float32_inputs(layer_input, model_input, layer_name):
+    """peft's own selection of the labelled positions, in float32: a bfloat16 model's inputs are too coarse
+    for the incremental SVD to converge."""
+    from peft.tuners.lora.eva import prepare_layer_inputs_fn_language_modeling
+
+    return prepare_layer_inputs_fn_language_modeling(layer_input, model_input, layer_name).float()
 
 
 def build(model: nn.Module, cfg: EvaConfig, context: BuildContext) -> LoraAdapted:
@@ -38,7 +65,8 @@ def build(model: nn.Module, cfg: EvaConfig, context: BuildContext) -> LoraAdapte
         adapted = LoraAdapted(wrap(model, peft_cfg), cfg)
     was = adapted.model.training
     adapted.model.eval()  # the SVD sees the model as it is, without dropout
-    initialize_lora_eva_weights(adapted.model, batches, show_progress_bar=context.progress)
+    initialize_lora_eva_weights(adapted.model, batches, show_progress_bar=context.progress,
+                                forward_fn=capped_forward(cfg.eva_batches), prepare_layer_inputs_fn=_float32_inputs)
     adapted.model.train(was)
     adapted.method = "eva"
     ranks = {name: int(m.r["default"]) for name, m in adapted.lora_layers()}  # modules EVA gave 0 ranks are gone
