@@ -22,7 +22,10 @@ class EvaConfig(MethodConfig):
     tau: float = option(0.99, "cosine similarity at which a layer's incremental SVD counts as converged",
                         group="advanced")
     whiten: bool = option(False, "whiten the singular vectors A is initialised with", group="advanced")
-    use_label_mask: bool = option(True, "only positions with a label (the answer) feed the SVD", group="advanced")
+    # peft's default is True; on short-answer tasks a batch then has fewer labelled positions than the 2r
+    # components, peft skips the SVD every time and it never converges (measured: SmolLM2, the default task)
+    use_label_mask: bool = option(False, "only positions with a label (the answer) feed the SVD; off: every "
+                                  "non-padding token, prompt included", group="advanced")
     adjust_scaling_factors: bool = option(True, "rescale alpha with each module's rank, so that every LoRA gradient "
                                           "has the same scale", group="advanced")
     eva_batches: int = option(64, "forward passes the SVD may take (peft stops sooner, once every layer's top "
