@@ -114,7 +114,7 @@ def test_init_files_only_re_export(path):
         assert docstring or dunder or isinstance(node, ast.Import | ast.ImportFrom), (path, ast.unparse(node)[:80])
 
 
-METRIC = re.compile(r"(loss|gate|probe|geometry|spectrum|adalora|gid|eval|id|fisher|alloc|params|subspace|analysis)"
+METRIC = re.compile(r"(loss|gate|probe|geometry|spectrum|adalora|dora|intruders|gid|eval|id|fisher|alloc|params|subspace|analysis)"
                     r"/[a-z0-9_/]+")
 
 

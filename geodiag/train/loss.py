@@ -24,11 +24,16 @@ Batch = dict[str, torch.Tensor]
 
 
 def labelled_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
-    """Mean next-token cross-entropy over the labelled positions, the head applied to those positions only."""
-    hidden = backbone(model)(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    """Mean next-token cross-entropy over the labelled positions, the head applied to those positions only.
+    Positions after the batch's last labelled prediction are not run at all: under causal attention they
+    change nothing before them (the final token, at least, predicts nothing)."""
     targets = batch["labels"][:, 1:]  # (B, T-1): the token each position predicts
-    keep = targets != -100  # (B, T-1)
-    logits = model.get_output_embeddings()(hidden[:, :-1][keep])  # (n, V) for n labelled positions, not (B, T, V)
+    used = int((targets != -100).any(0).nonzero().max()) + 1 if (targets != -100).any() else 1
+    hidden = backbone(model)(input_ids=batch["input_ids"][:, :used],
+                             attention_mask=batch["attention_mask"][:, :used]).last_hidden_state  # (B, used, h)
+    targets = targets[:, :used]
+    keep = targets != -100  # (B, used)
+    logits = model.get_output_embeddings()(hidden[keep])  # (n, V) for n labelled positions, not (B, T, V)
     return F.cross_entropy(logits.float(), targets[keep])
 
 

@@ -108,8 +108,10 @@ def test_bad_method_options_name_the_field(tokenizer):
         build("lora", model, {"r": 100})
     with pytest.raises(GeodiagError, match="init_r=40 is larger than .*v_proj"):
         build("adalora", model, {"init_r": 40, "target_r": 8})
-    with pytest.raises(GeodiagError, match="Unknown method 'dora'"):
-        build("dora", model)
+    with pytest.raises(GeodiagError, match="Unknown method 'vera'"):
+        build("vera", model)
+    with pytest.raises(GeodiagError, match="init_lora_weights must be default or gaussian, got 'pissa'"):
+        build("dora", model, {"init_lora_weights": "pissa"})
 
 
 def test_manifold_adapter_reloads_to_identical_outputs(tokenizer, tmp_path):

@@ -63,9 +63,12 @@ def test_labelled_positions_give_the_models_loss_and_gradients(tokenizer, kind, 
     (full, g_full), (ours, g_ours) = grads["full"], grads["labelled"]
     assert ours == pytest.approx(full, rel=1e-6 if dtype == torch.float32 else 1e-12)
     assert len(g_full) == len(g_ours) > 0
-    for x, y in zip(g_full, g_ours, strict=True):  # float32: equal up to the rounding of a different sum order
+    # float32: equal up to the rounding of a different sum order (the truncated batch has other shapes); hook
+    # adapters keep float32 parameters and compute their update in float32 even on a float64 model
+    exact = dtype == torch.float64 and kind not in ("manifold", "ralora")
+    for x, y in zip(g_full, g_ours, strict=True):
         scale = float(x.abs().max())
-        tol = {"rtol": 1e-4, "atol": 1e-5 * scale} if dtype == torch.float32 else {"rtol": 1e-10, "atol": 1e-12 * scale}
+        tol = {"rtol": 1e-10, "atol": 1e-12 * scale} if exact else {"rtol": 1e-4, "atol": 1e-5 * scale}
         torch.testing.assert_close(y, x, **tol)
 
 

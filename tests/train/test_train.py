@@ -148,7 +148,7 @@ def test_cancel_ends_the_run_as_cancelled_and_keeps_its_data(tmp_path, fixed_bat
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--method", "dora"], "Unknown method 'dora'"),
+    (["--method", "vera"], "Unknown method 'vera'"),
     (["--method", "lora", "--lambda-s", "0.1"], "--lambda-s is not an option of the lora method"),
     (["--model", "./no/such/model"], "There is no model directory at ./no/such/model"),
     (["--dataset", "missing.jsonl"], "There is no dataset file at missing.jsonl"),
