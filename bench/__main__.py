@@ -69,7 +69,7 @@ def run_scale(quick: bool) -> dict:
     from bench.scale import bench_ddp_cpu, bench_throughput
 
     model = "tiny" if quick else "smollm2"
-    t = bench_throughput(model, steps=6 if quick else 22)
+    t = bench_throughput(model, steps=6 if quick else 14)
     print(f"LoRA training on {model} (r={t['r']} on q,v; batch 2 x accumulation 8; {t['steps_timed']} steps timed): "
           f"geodiag train {t['geodiag_step_s']:.2f} s/step (recording every 10 steps included) vs transformers "
           f"Trainer + peft {t['trainer_step_s']:.2f} s/step -> {t['ratio']:.3f}x (goal >= 1.15x)")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -69,14 +70,18 @@ def trainer_step_s(model: str, steps: int) -> float:
     return (ends[steps] - ends[WARM]) / (steps - WARM)
 
 
-def bench_throughput(model: str = "smollm2", steps: int = 22) -> dict:
-    """geodiag train vs Trainer + peft, LoRA r=8 on q,v; both in fresh 2-thread processes."""
-    ours = _geodiag_step_s(model, steps)
-    out = subprocess.run([sys.executable, "-m", "bench.scale", "--trainer", model, str(steps)], check=True,
-                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
-    theirs = json.loads(out.stdout.strip().splitlines()[-1])["step_s"]
-    return {"model": model, "steps_timed": steps - WARM, "geodiag_step_s": ours, "trainer_step_s": theirs,
-            "ratio": theirs / ours, "goal_ratio": 1.15, **LORA}
+def bench_throughput(model: str = "smollm2", steps: int = 22, rounds: int = 2) -> dict:
+    """geodiag train vs Trainer + peft, LoRA r=8 on q,v; each in fresh 2-thread processes, alternating round
+    by round so that drift in the machine's speed hits both alike; the median of the rounds."""
+    ours, theirs = [], []
+    for _ in range(rounds):
+        ours.append(_geodiag_step_s(model, steps))
+        out = subprocess.run([sys.executable, "-m", "bench.scale", "--trainer", model, str(steps)], check=True,
+                             capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
+        theirs.append(json.loads(out.stdout.strip().splitlines()[-1])["step_s"])
+    mine, other = statistics.median(ours), statistics.median(theirs)
+    return {"model": model, "steps_timed": (steps - WARM) * rounds, "geodiag_step_s": mine, "trainer_step_s": other,
+            "ratio": other / mine, "rounds": {"geodiag": ours, "trainer": theirs}, "goal_ratio": 1.15, **LORA}
 
 
 def bench_ddp_cpu(model: str = "smollm2", steps: int = 8) -> dict:
