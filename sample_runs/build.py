@@ -3,7 +3,7 @@ all on one task, so every dashboard page has content on first start.
 
     python sample_runs/build.py [--steps 60] [--out sample_runs/geodiag.duckdb]
 
-It measures GID and the ID profile first, trains LoRA, ManifoldLoRA (with subspace angles), RaLoRA,
+It measures GID and the ID profile first, trains LoRA, DoRA, ManifoldLoRA (with subspace angles), RaLoRA,
 RaLoRA-Pro, GeLoRA and AdaLoRA from them, and a short full fine-tuning run recording GID dynamics. The
 store is built in a scratch folder and only the DuckDB file is copied (adapters are not shipped).
 `--only lora manifold` retrains just those runs into the existing store (after a change to what they
@@ -28,6 +28,7 @@ PLANS = [  # (method, TrainConfig fields, method options); the newest run is wha
     ("ralora-pro", {}, {"from_analysis": "gid"}),
     ("ralora", {}, {"from_analysis": "gid"}),
     ("lora", {"subspace_k": 8}, {"r": 8}),
+    ("dora", {}, {"r": 8}),  # DoRA's magnitude/direction figure; every run records intruder dimensions
     ("manifold", {"subspace_k": 8}, {}),  # last: ManifoldLoRA is the run the dashboard opens on
 ]
 ANALYSES = {"gid": "GID analysis (q,k,v,o)", "id": "ID analysis (TwoNN)"}
