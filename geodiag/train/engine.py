@@ -60,6 +60,10 @@ class Engine:
     module: nn.Module
     sharded: bool = False
 
+    def __post_init__(self) -> None:
+        # the FSDP2 root, whose gradient sync no_sync toggles (found once: sync runs every micro-batch)
+        self._fsdp = next((m for m in self.module.modules() if hasattr(m, "set_requires_gradient_sync")), None)
+
     @property
     def rank(self) -> int:
         return self.accelerator.process_index
@@ -71,15 +75,14 @@ class Engine:
     @contextlib.contextmanager
     def sync(self, last: bool) -> Iterator[None]:
         """Gradients are synchronised on the last micro-batch of a step only (no_sync before it)."""
-        fsdp = [m for m in self.module.modules() if hasattr(m, "set_requires_gradient_sync")][:1]
         if last:
             yield
-        elif fsdp:
-            fsdp[0].set_requires_gradient_sync(False)
+        elif self._fsdp is not None:
+            self._fsdp.set_requires_gradient_sync(False)
             try:
                 yield
             finally:
-                fsdp[0].set_requires_gradient_sync(True)
+                self._fsdp.set_requires_gradient_sync(True)
         else:
             with self.accelerator.no_sync(self.module):
                 yield
