@@ -8,8 +8,8 @@ from geodiag.ui import figure_section, page
 runs, ids = page("Rank allocation atlas")
 model = runs.loc[runs["run_id"] == ids[0], "model"].iloc[0]
 st.caption(f"Every allocation recorded for **{model}**: RaLoRA and RaLoRA-Pro (blocks × rank), LoRA+GID, GeLoRA "
-           "(as reported), ManifoldLoRA's learned effective rank and AdaLoRA's final ranks, with the measured GID "
-           "dotted. No paper shows them side by side.")
+           "(as reported), EVA's (peft), ManifoldLoRA's learned effective rank and AdaLoRA's final ranks, with the "
+           "measured GID dotted. No paper shows them side by side.")
 data = figure_section("atlas", ids[:1], runs, height=460)
 if data is not None:
     s = atlas_series(data)
