@@ -13,6 +13,7 @@ from geodiag.methods.base import Adapted, AdapterView, whole
 from geodiag.metrics import base_singular_vectors, intruder_count, top_singular_vectors
 from geodiag.metrics.decomposition import row_norms
 from geodiag.metrics.intruders import EPSILON, TOP_K
+from geodiag.models import layer_index, module_type
 from geodiag.names import INTRUDER_COS, INTRUDERS
 from geodiag.records import row
 
@@ -45,8 +46,6 @@ def _operators(adapted: Adapted) -> list[tuple[str, Operator, dict]]:
     """(module, (W, B, A, scaling, row_scale) with W' = diag(row_scale)(W + scaling B A), where) per module."""
     full = adapted.gradient_weights()
     if full:  # full fine-tuning: W' is the weight itself
-        from geodiag.models import layer_index, module_type
-
         return [(n, (whole(w.detach()), None, None, 1.0, None),
                  {"module": n, "layer": layer_index(n), "module_type": module_type(n)}) for n, w in full.items()]
     magnitudes = adapted.magnitudes()

@@ -10,6 +10,7 @@ base model). With the base model (`--base`), the intruder dimensions are recorde
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -18,7 +19,7 @@ import torch
 
 from geodiag.collectors import Intruders, adapter_rows
 from geodiag.errors import GeodiagError
-from geodiag.methods.base import AdapterView, FactorViews
+from geodiag.methods.base import AdapterView, FactorViews, minus_initial
 from geodiag.models import layer_index, module_type
 from geodiag.store import DEFAULT_STORE, Writer
 
@@ -86,16 +87,11 @@ def _initial_factors(d: Path, cfg: dict, parts: dict, base: torch.nn.Module | No
                            "base weights; pass the base model with --base MODEL.")
     from peft import LoraConfig, get_peft_model
 
-    fresh = get_peft_model(_copy(base), LoraConfig.from_pretrained(str(d)))  # peft redoes its own initialisation
+    # peft redoes its own initialisation on a copy: PiSSA rewrites W in place, the caller's base stays the original
+    fresh = get_peft_model(copy.deepcopy(base), LoraConfig.from_pretrained(str(d)))
     return {name.removeprefix("base_model.model."): (m.lora_B["default"].weight.detach().double(),
                                                     m.lora_A["default"].weight.detach().double())
             for name, m in fresh.named_modules() if hasattr(m, "lora_A") and "default" in m.lora_A}
-
-
-def _copy(model: torch.nn.Module) -> torch.nn.Module:
-    import copy
-
-    return copy.deepcopy(model)  # PiSSA rewrites W in place: the caller's base model stays the original
 
 
 def _base_weights(base: torch.nn.Module, names: list[str]) -> dict[str, torch.Tensor]:
@@ -133,7 +129,7 @@ def _view(name: str, p: dict[str, torch.Tensor], cfg: dict, initial: tuple | Non
         return AdapterView(name, layer_index(name), module_type(name), B, A, E, scaling, rank=int((E != 0).sum()))
     scaling = alpha / (r**0.5 if cfg.get("use_rslora") else r)
     if initial is not None:  # PiSSA / OLoRA: s (B A - B0 A0) = s [B, -B0] [A; A0]
-        B, A = torch.cat([B, -initial[0]], dim=1), torch.cat([A, initial[1]], dim=0)
+        B, A = minus_initial(B, A, *initial)
     return AdapterView(name, layer_index(name), module_type(name), B, A, None, scaling)
 
 

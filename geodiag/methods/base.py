@@ -44,6 +44,12 @@ class AdapterView:
                                    gates=None if self.gates is None else whole(self.gates))
 
 
+def minus_initial(B: torch.Tensor, A: torch.Tensor, B0: torch.Tensor, A0: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """B A - B0 A0 as factors [B, -B0] (d_out, 2r) and [A; A0] (2r, d_in): the update after PiSSA / OLoRA."""
+    return torch.cat([B, -B0.to(B.dtype)], dim=1), torch.cat([A, A0.to(A.dtype)], dim=0)
+
+
 def whole(t: torch.Tensor) -> torch.Tensor:
     """A tensor whole on this rank: a sharded DTensor gathered (`full_tensor`), anything else as it is."""
     return t.full_tensor() if hasattr(t, "full_tensor") else t

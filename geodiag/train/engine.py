@@ -93,8 +93,10 @@ class Engine:
         kind = self.accelerator.distributed_type.value
         if kind == "NO":
             return "single process"
-        name = "FSDP2" if self.sharded and kind.startswith("MULTI") else {"FSDP": "FSDP", "DEEPSPEED": "DeepSpeed"
-                                                                         }.get(kind, "DDP")
+        if self.sharded and kind.startswith("MULTI"):
+            name = "FSDP2"  # our own fully_shard under torchrun
+        else:
+            name = {"FSDP": "FSDP", "DEEPSPEED": "DeepSpeed"}.get(kind, "DDP")
         return f"{name} over {self.accelerator.state.backend}, {self.world} processes"
 
     def through_root(self, fn: Callable[[], T]) -> T:

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from geodiag.methods.base import AdapterView, AllocationRecord, whole
+from geodiag.methods.base import AdapterView, AllocationRecord, minus_initial, whole
 from geodiag.methods.config import MethodConfig
 from geodiag.methods.context import BuildContext
 from geodiag.methods.lora.config import FROM_W, LoraConfig
@@ -34,8 +34,7 @@ class LoraAdapted(PeftAdapted):
         for name, m in self.lora_layers():
             B, A = m.lora_B["default"].weight.detach(), m.lora_A["default"].weight.detach()  # (d_out, r), (r, d_in)
             if name in self.initial:
-                B, A, (B0, A0) = whole(B), whole(A), self.initial[name]  # FSDP: gathered before joining
-                B, A = torch.cat([B, -B0], dim=1), torch.cat([A, A0], dim=0)  # (d_out, 2r), (2r, d_in)
+                B, A = minus_initial(whole(B), whole(A), *self.initial[name])  # FSDP: gathered before joining
             out.append(AdapterView(name, layer_index(name), module_type(name), B, A, None, float(m.scaling["default"])))
         return out
 
