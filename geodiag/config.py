@@ -35,6 +35,10 @@ class TrainConfig(Config):
     eval_size: int = option(64, "held-out items for accuracy (0 disables evaluation)")
     seed: int = option(0, "seed for data order, initialisation and splits")
     store: str = option(DEFAULT_STORE, "DuckDB store file")
+    allocation: str | None = option(None, "an allocation file from `geodiag allocate` (FILE.json): trains its ranks "
+                                          "with its rule's method (ralora, ralora-pro, lora-gid or gelora)")
+    sweep: str | None = option(None, "the id of the `geodiag sweep` this run is a cell of (set by the sweep)",
+                               group="advanced")
     target_modules: list[str] | None = option(None, "modules to adapt (default: the method's, e.g. q_proj,v_proj)",
                                               group="advanced")
     subspace_k: int = option(0, "record principal angles between the top-k subspaces of Delta W, the gradient of W "

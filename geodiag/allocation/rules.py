@@ -50,7 +50,7 @@ def lora_params(shape: ModuleShape, rank: int) -> int:
     return rank * (shape.d_in + shape.d_out)
 
 
-def _round(x: float, rounding: str) -> int:
+def rounded(x: float, rounding: str) -> int:
     if rounding not in ROUNDINGS:
         raise ValueError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
     return {"floor": math.floor, "ceil": math.ceil, "round": round}[rounding](x)
@@ -61,7 +61,7 @@ def ralora_blocks(gid: float, rank: int, shape: ModuleShape, *, n_max: int = 32,
     if rank < 1 or n_max < 1 or n_max & (n_max - 1):
         raise ValueError("rank must be >= 1 and n_max a power of two")
     e_max = int(math.log2(n_max))
-    e = 0 if gid <= 0 else min(max(_round(math.log2(gid / rank), rounding), 0), e_max)
+    e = 0 if gid <= 0 else min(max(rounded(math.log2(gid / rank), rounding), 0), e_max)
     n = 2**e
     while n > 1 and (shape.d_in % n or shape.d_out % n or rank > min(shape.d_in, shape.d_out) // n):
         n //= 2  # blocks must tile the matrix, and each d/n-wide block must hold rank r
@@ -86,7 +86,7 @@ def ralora_pro_ranks(importance: dict[str, float], shapes: Sequence[ModuleShape]
     out = {}
     for s in shapes:
         width = math.sqrt(s.d_in + s.d_out)
-        out[s.name] = min(max(_round(budget * importance[s.name] / total_i / width, rounding), r_min), r_max)
+        out[s.name] = min(max(rounded(budget * importance[s.name] / total_i / width, rounding), r_min), r_max)
     return out
 
 
@@ -102,7 +102,7 @@ def ralora_pro(gids: dict[str, float], importance: dict[str, float], shapes: Seq
 def lora_gid(gids: dict[str, float], shapes: Sequence[ModuleShape], *, rounding: str = "round") -> list[Allocation]:
     out = []
     for s in shapes:
-        r = min(max(_round(gids[s.name], rounding), 1), min(s.d_in, s.d_out))
+        r = min(max(rounded(gids[s.name], rounding), 1), min(s.d_in, s.d_out))
         out.append(Allocation(s.name, r, 1, s.layer, s.module_type, lora_params(s, r)))
     return out
 

@@ -181,6 +181,7 @@ def _analysis(cfg: AnalyzeConfig, kind: str, progress: bool) -> Iterator[Analysi
         memory = gid_memory(sum(p.numel() for p in model.parameters()), model.dtype.itemsize, shapes)
         config = {**cfg.to_dict(), "mean_seq_len": float(np.mean([len(e["input_ids"]) for e in encoded])),
                   "world_size": world, "device": str(device), "model_dtype": str(model.dtype).removeprefix("torch."),
+                  "modules": [[m.name, m.d_out, m.d_in, m.layer, m.module_type] for m in shapes],
                   **({"memory_estimate_gb": round(memory.total / 1e9, 3)} if kind == "gid" else {})}
         a.run_id = a.writer.create_run(name=cfg.run_name or f"{kind}-{cfg.model}-{data.name}", kind="analysis",
                                        method=kind, model=cfg.model, task=data.name, config=config,

@@ -48,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
     from geodiag.train import train  # torch: only once a run starts, so `geodiag --help` stays instant
 
     main = given(args, schema(TrainConfig))
+    if main.get("allocation") and "method" not in main and not args.config:
+        from geodiag.allocation import read_allocation
+
+        main["method"] = read_allocation(main["allocation"]).rule  # train the file as its rule does
     cfg = TrainConfig.from_file(args.config, **main) if args.config else TrainConfig.from_dict(main)
     spec = get_method(cfg.method)
     method_opts = given(args, _method_specs().values(), dest_prefix="m_")

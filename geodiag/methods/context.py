@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from geodiag.allocation import AllocationFile
 from geodiag.errors import GeodiagError
 
 
@@ -32,6 +33,8 @@ class BuildContext:
     # whose initialisation reads data (EVA); a progress bar while it does if `progress`
     batches: Callable[[], Iterator[dict]] | None = None
     progress: bool = False
+    # `geodiag train --allocation FILE.json`: the ranks (and blocks, alphas) to train, checked against the model
+    allocation: AllocationFile | None = None
 
     def require_batches(self, what: str) -> Callable[[], Iterator[dict]]:
         if self.batches is None:

@@ -15,13 +15,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from geodiag import methods
+from geodiag.allocation import AllocationFile, read_allocation
 from geodiag.analysis import StoredOrMeasured
 from geodiag.config import TrainConfig
 from geodiag.data import TaskData, load_data
 from geodiag.data.tokenise import batch_stream, collate, encode
 from geodiag.errors import GeodiagError
 from geodiag.methods.base import Adapted
-from geodiag.models import LoadedModel, hidden_size, load_model
+from geodiag.models import LoadedModel, hidden_size, linear_modules, load_model, module_shapes
 from geodiag.models.placement import pick_dtype, start_accelerator
 from geodiag.store import Writer
 from geodiag.train.engine import Engine, StepModule, prepare
@@ -104,11 +105,14 @@ def build_method(cfg: TrainConfig, model: nn.Module, encoded: list[dict], pad_id
     """The method on the model; an allocation-driven one reads its analysis from the store or measures it on
     the training data first (its own seed, so the training stream is unchanged)."""
     options = {**cfg.method_options, **({"target_modules": cfg.target_modules} if cfg.target_modules else {})}
+    allocation = allocation_file(cfg, model)
+    if allocation:
+        options["target_modules"] = list(allocation.ranks)
 
     def batches() -> Iterator[dict[str, torch.Tensor]]:
         return (to_device(b, device) for b in batch_stream(encoded, cfg.batch_size, pad_id, seed=cfg.seed + 1))
 
-    context = methods.BuildContext(total_steps=cfg.steps, batches=batches, progress=progress,
+    context = methods.BuildContext(total_steps=cfg.steps, batches=batches, progress=progress, allocation=allocation,
                                    measurements=StoredOrMeasured(model, cfg.store, batches, progress=progress))
     adapted = methods.build(cfg.method, model, options, context=context)
     if cfg.record_gid_every and not adapted.gradient_weights():
@@ -118,6 +122,24 @@ def build_method(cfg: TrainConfig, model: nn.Module, encoded: list[dict], pad_id
         raise GeodiagError(f"--subspace-k compares adapter updates with the gradient, and {cfg.method} has no "
                            "adapters; use it with an adapter method (lora, manifold, ralora, ...).")
     return adapted
+
+
+def allocation_file(cfg: TrainConfig, model: nn.Module) -> AllocationFile | None:
+    """--allocation FILE.json, read and checked against the model: its rule is the run's method, and its modules
+    must be this model's, with the same shapes."""
+    if not cfg.allocation:
+        return None
+    file = read_allocation(cfg.allocation)
+    if file.rule != cfg.method:
+        raise GeodiagError(f"{cfg.allocation} is a {file.rule} allocation; train it with --method {file.rule} (or "
+                           "leave --method out).")
+    linears = linear_modules(model)
+    missing = [m for m in file.shapes if m not in linears]
+    if missing:
+        raise GeodiagError(f"{cfg.allocation} allocates to {missing[0]}, which {cfg.model} does not have: it was made "
+                           f"for {file.model}.")
+    file.check(module_shapes(model, list(file.shapes)), cfg.model)
+    return file
 
 
 def warmup_cosine(steps: int, warmup: float) -> Callable[[int], float]:

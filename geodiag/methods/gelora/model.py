@@ -16,6 +16,9 @@ from geodiag.models import module_shapes, resolve_targets
 
 def build(model: nn.Module, cfg: GeLoraConfig, context: BuildContext) -> LoraAdapted:
     targets = resolve_targets(model, cfg.target_modules)
+    if context.allocation:  # a file from `geodiag allocate`: its ranks and alphas as they are
+        record = AllocationRecord("gelora", context.allocation.allocations(module_shapes(model, targets)), cfg.r)
+        return allocated_lora(model, cfg, record, alphas=context.allocation.alphas, dropout=cfg.dropout)
     ids = context.require_measurements("an intrinsic-dimension profile", "id").id_profile(cfg.from_analysis,
                                                                                         cfg.id_tokens)
     allocations = alloc.gelora(ids, module_shapes(model, targets), scale=cfg.gelora_scale)

@@ -69,15 +69,17 @@ def build(model: nn.Module, cfg: LoraConfig, context: BuildContext) -> LoraAdapt
     return LoraAdapted(wrap(model, peft_cfg), cfg)
 
 
-def allocated_lora(model: nn.Module, cfg: MethodConfig, record: AllocationRecord, *, alpha_ratio: float,
-                   dropout: float) -> LoraAdapted:
-    """peft LoRA with rank_l and alpha_l = alpha_ratio * rank_l per module (alpha / r constant)."""
+def allocated_lora(model: nn.Module, cfg: MethodConfig, record: AllocationRecord, *, dropout: float,
+                   alpha_ratio: float = 2.0, alphas: dict[str, float] | None = None) -> LoraAdapted:
+    """peft LoRA with rank_l and alpha_l per module: `alphas` as given, or alpha_ratio * rank_l (alpha / r
+    constant)."""
     from peft import LoraConfig as PeftLoraConfig
 
     ranks = {a.module: a.rank for a in record.allocations}
-    top = max(ranks.values())
-    peft_cfg = PeftLoraConfig(r=top, lora_alpha=alpha_ratio * top, lora_dropout=dropout, target_modules=list(ranks),
-                              rank_pattern=ranks, alpha_pattern={m: alpha_ratio * r for m, r in ranks.items()},
+    alphas = {m: alphas[m] for m in ranks} if alphas else {m: alpha_ratio * r for m, r in ranks.items()}
+    top = max(ranks, key=ranks.get)
+    peft_cfg = PeftLoraConfig(r=ranks[top], lora_alpha=alphas[top], lora_dropout=dropout, target_modules=list(ranks),
+                              rank_pattern=ranks, alpha_pattern=alphas,
                               task_type="CAUSAL_LM")
     adapted = LoraAdapted(wrap(model, peft_cfg), cfg)
     adapted.method, adapted.allocation = record.method, record

@@ -17,6 +17,7 @@ class LoraGidConfig(AllocatedLoraConfig):
 
     from_analysis: str | None = option(None, "run id of a `geodiag analyze gid` run to take GIDs from; without it "
                                        "a GID sweep runs on the training data first")
+    gid_scale: float = option(1.0, "budget scale: rank = rounding(gid_scale x GID), at least 1")
     rank_rounding: str = option("round", "rank = rounding(GID): round, ceil or floor", choices=ROUNDINGS,
                                 group="advanced")
     gid_batches: int = option(16, "mini-batches for the GID sweep when no analysis run is given", group="advanced")
@@ -24,6 +25,7 @@ class LoraGidConfig(AllocatedLoraConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.require(self.gid_batches >= 1, "gid_batches", "a positive integer")
+        self.require(self.gid_scale > 0, "gid_scale", "positive")
 
 
 REGISTERED = register(MethodSpec("lora-gid", LoraGidConfig, "geodiag.methods.lora_gid.model",

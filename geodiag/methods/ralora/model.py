@@ -44,21 +44,23 @@ class BlockDiagonalAdapter(nn.Module):
 
 class RaLoraAdapted(HookAdapted):
     def __init__(self, model: nn.Module, cfg: RaLoraConfig, allocations: list[alloc.Allocation],
-                 gids: dict[str, float] | None = None):
+                 gids: dict[str, float] | None = None, alphas: dict[str, float] | None = None):
         super().__init__(model, cfg)
         self.method = "ralora-pro" if cfg.pro else "ralora"
         self.allocation = AllocationRecord(self.method, list(allocations), cfg.r, dict(gids or {}))
         linears = linear_modules(model)
         for a in allocations:
             lin = linears[a.module]
-            self.attach(a.module, BlockDiagonalAdapter(lin.in_features, lin.out_features, a.rank, a.blocks, cfg.alpha))
+            alpha = alphas[a.module] if alphas else cfg.alpha
+            self.attach(a.module, BlockDiagonalAdapter(lin.in_features, lin.out_features, a.rank, a.blocks, alpha))
 
     def adapters(self) -> list[AdapterView]:
         return [AdapterView(n, layer_index(n), module_type(n), ad.B.detach(), ad.A.detach(), None, ad.scaling)
                 for n, ad in ((n, self.adapter(n)) for n in self.targets)]
 
     def meta(self) -> dict:
-        return {"allocations": [a.__dict__ for a in self.allocation.allocations]}
+        return {"allocations": [a.__dict__ for a in self.allocation.allocations],
+                "alphas": {n: self.adapter(n).scaling * self.adapter(n).A.shape[1] for n in self.targets}}
 
 
 def allocate(model: nn.Module, cfg: RaLoraConfig, gids: dict[str, float],
@@ -78,6 +80,9 @@ def allocate(model: nn.Module, cfg: RaLoraConfig, gids: dict[str, float],
 
 
 def build(model: nn.Module, cfg: RaLoraConfig, context: BuildContext) -> RaLoraAdapted:
+    if context.allocation:  # a file from `geodiag allocate`: its ranks, blocks and alphas as they are
+        allocations = context.allocation.allocations(module_shapes(model, resolve_targets(model, cfg.target_modules)))
+        return RaLoraAdapted(model, cfg, allocations, alphas=context.allocation.alphas)
     measurements = context.require_measurements("GIDs", "gid")
     gids, importance = measurements.gids(resolve_targets(model, cfg.target_modules), cfg.from_analysis,
                                          cfg.gid_batches)
@@ -85,4 +90,4 @@ def build(model: nn.Module, cfg: RaLoraConfig, context: BuildContext) -> RaLoraA
 
 
 def restore(model: nn.Module, cfg: RaLoraConfig, meta: dict) -> RaLoraAdapted:
-    return RaLoraAdapted(model, cfg, [alloc.Allocation(**a) for a in meta["allocations"]])
+    return RaLoraAdapted(model, cfg, [alloc.Allocation(**a) for a in meta["allocations"]], alphas=meta.get("alphas"))

@@ -1,0 +1,52 @@
+"""What the allocation lab reads from a stored analysis run: the vectors a rule allocates from and the shapes of
+the modules it allocates to. Torch-free: the dashboard and `geodiag allocate` never load a model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from geodiag.allocation import ModuleShape, Vectors
+from geodiag.errors import GeodiagError
+from geodiag.names import GID, IMPORTANCE, TWONN
+from geodiag.store import Reader
+
+
+@dataclass(frozen=True)
+class StoredAnalysis:
+    run_id: str
+    kind: str  # gid | id
+    model: str
+    vectors: Vectors
+    shapes: tuple[ModuleShape, ...]
+
+
+def analysis_runs(reader: Reader) -> pd.DataFrame:
+    """Finished analysis runs, newest first."""
+    runs = reader.runs()
+    return runs[(runs["kind"] == "analysis") & (runs["status"] == "finished")].reset_index(drop=True)
+
+
+def stored_analysis(reader: Reader, run_id: str) -> StoredAnalysis:
+    run = reader.run(run_id)
+    if run["kind"] != "analysis" or run["method"] not in ("gid", "id"):
+        raise GeodiagError(f"Run {run_id} is a {run['kind']} run; allocations come from a `geodiag analyze gid` or "
+                           "`geodiag analyze id` run.")
+    modules = run["config"].get("modules")
+    if not modules:
+        raise GeodiagError(f"Analysis {run_id} was recorded before geodiag kept module shapes; run `geodiag analyze "
+                           f"{run['method']}` again.")
+    shapes = tuple(ModuleShape(name, int(d_in), int(d_out), layer, mtype)
+                   for name, d_out, d_in, layer, mtype in modules)
+    if run["method"] == "gid":
+        vectors = Vectors(gids=_by_module(reader, run_id, GID), importance=_by_module(reader, run_id, IMPORTANCE))
+    else:
+        ids = reader.metric(run_id, TWONN)
+        vectors = Vectors(ids={int(r.layer): float(r.value) for r in ids.itertuples()})
+    return StoredAnalysis(run_id, run["method"], str(run["model"]), vectors, shapes)
+
+
+def _by_module(reader: Reader, run_id: str, name: str) -> dict[str, float]:
+    df = reader.metric(run_id, name)
+    return {str(m): float(v) for m, v in zip(df["module"], df["value"], strict=True)}

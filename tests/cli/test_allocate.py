@@ -1,0 +1,31 @@
+"""`geodiag allocate` on a real analysis run, and `geodiag train --allocation` training exactly what the file says."""
+
+import json
+
+from helpers import geodiag
+
+from geodiag.store import Reader
+
+
+def test_allocate_then_train_the_file(tmp_path):
+    store = str(tmp_path / "s.duckdb")
+    assert geodiag("analyze", "gid", "--model", "tiny", "--gid-batches", "2", "--store", store).returncode == 0
+    gid = Reader(store).runs()["run_id"].iloc[0]
+    out = tmp_path / "a.json"
+    bad = geodiag("allocate", gid, "--rule", "ralora-pro", "--preset", "nope", "--out", str(out), "--store", store)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "There is no preset 'nope'" in bad.stderr
+    assert not out.exists()  # nothing written
+    wrong = geodiag("allocate", gid, "--rule", "gelora", "--out", str(out), "--store", store)
+    assert wrong.returncode == 2 and "`geodiag analyze id` run" in wrong.stderr and not out.exists()
+
+    done = geodiag("allocate", gid, "--rule", "ralora-pro", "--preset", "official", "--out", str(out), "--store", store)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(out.read_text())
+    assert data["source_run"] == gid and data["model"] == "tiny" and len(data["shapes"]) == 8  # q,k,v,o x 2 layers
+    trained = geodiag("train", "--model", "tiny", "--allocation", str(out), "--steps", "2", "--eval-size", "0",
+                      "--no-progress", "--store", store)
+    assert trained.returncode == 0, trained.stderr
+    run = Reader(store).run(trained.stdout.split()[0])
+    assert run["method"] == "ralora-pro"  # the file's rule
+    assert run["trainable_params"] == data["params"]  # the block-diagonal rule trains exactly what the file says
+    assert run["config"]["allocation"] == str(out)
