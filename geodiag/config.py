@@ -36,9 +36,14 @@ class TrainConfig(Config):
     seed: int = option(0, "seed for data order, initialisation and splits")
     store: str = option(DEFAULT_STORE, "DuckDB store file")
     allocation: str | None = option(None, "an allocation file from `geodiag allocate` (FILE.json): trains its ranks "
-                                          "with its rule's method (ralora, ralora-pro, lora-gid or gelora)")
+                                          "with its rule's method (ralora, ralora-pro, lora-gid or gelora)",
+                                   group="advanced")
     sweep: str | None = option(None, "the id of the `geodiag sweep` this run is a cell of (set by the sweep)",
                                group="advanced")
+    label: str | None = option(None, "what the Results page groups this run under (default: the method; a sweep "
+                                     "sets its cell's label, e.g. pissa)", group="advanced")
+    budget: dict = option({}, "the budget a sweep sized this run to: spec, target and achieved parameters, and "
+                              "what is counted", group="file")
     target_modules: list[str] | None = option(None, "modules to adapt (default: the method's, e.g. q_proj,v_proj)",
                                               group="advanced")
     subspace_k: int = option(0, "record principal angles between the top-k subspaces of Delta W, the gradient of W "
@@ -141,6 +146,8 @@ class AnalyzeConfig(Config):
     train_size: int = option(2000, "items generated for a reasoning-gym task", group="advanced")
     store: str = option(DEFAULT_STORE, "DuckDB store file")
     run_name: str | None = option(None, "a readable name", group="advanced")
+    sweep: str | None = option(None, "the id of the `geodiag sweep` this analysis serves (set by the sweep)",
+                               group="advanced")
     dtype: str = option("auto", "the model's dtype: auto (fp32 on CPU, bf16 on capable GPUs), float32 or "
                         "bfloat16 (gradients are accumulated in float32 either way)",
                         choices=("auto", "float32", "bfloat16"), group="advanced")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -187,7 +188,7 @@ def _analysis(cfg: AnalyzeConfig, kind: str, progress: bool) -> Iterator[Analysi
                                        method=kind, model=cfg.model, task=data.name, config=config,
                                        total_params=sum(p.numel() for p in model.parameters()))
         if kind == "gid" and progress:
-            tqdm.write(f"{memory.sentence()} (world size {world})")
+            tqdm.write(f"{memory.sentence()} (world size {world})", file=sys.stderr)
     try:
         yield a
     except BaseException as e:

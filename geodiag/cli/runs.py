@@ -7,7 +7,7 @@ import json
 
 from geodiag.store import DEFAULT_STORE, Reader, Writer
 
-RUN_TABLE_COLUMNS = ["run_id", "name", "kind", "method", "model", "task", "status", "started_at"]
+RUN_TABLE_COLUMNS = ["run_id", "name", "kind", "method", "model", "task", "status", "started_at", "sweep", "seed"]
 
 
 def store_arg(p: argparse.ArgumentParser) -> None:

@@ -28,8 +28,7 @@ def add_parser(sub) -> None:
     more.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE",
                       help="reasoning-gym task option, e.g. max_digits=3 (repeatable)")
     more.add_argument("--no-progress", action="store_true", help="no progress bar")
-    method_specs = _method_specs()
-    add_options(p, method_specs.values(), dest_prefix="m_", help_for=lambda s: argparse.SUPPRESS)
+    add_options(p, method_specs().values(), dest_prefix="m_", help_for=lambda s: argparse.SUPPRESS)
     p.epilog = "\n\n".join(section(f"--method {m.name}: {m.summary}", _own(m), p) for m in METHODS.values())
     p.set_defaults(handler=run)
 
@@ -39,7 +38,7 @@ def _own(method) -> list:
     return [s for s in schema(method.config) if s.name != "target_modules"]
 
 
-def _method_specs() -> dict:
+def method_specs() -> dict:
     """Every method option once, by name (methods share names such as r and alpha; one flag serves all)."""
     return {s.name: s for m in METHODS.values() for s in _own(m)}
 
@@ -54,14 +53,14 @@ def run(args: argparse.Namespace) -> int:
         main["method"] = read_allocation(main["allocation"]).rule  # train the file as its rule does
     cfg = TrainConfig.from_file(args.config, **main) if args.config else TrainConfig.from_dict(main)
     spec = get_method(cfg.method)
-    method_opts = given(args, _method_specs().values(), dest_prefix="m_")
+    method_opts = given(args, method_specs().values(), dest_prefix="m_")
     stray = sorted(set(method_opts) - {s.name for s in _own(spec)})
     if stray:
         flags = ", ".join("--" + s.replace("_", "-") for s in stray)
         raise GeodiagError(f"{flags} {'is not an option' if len(stray) == 1 else 'are not options'} of the "
                            f"{cfg.method} method; `geodiag train --help` lists each method's options.")
     cfg.method_options = {**cfg.method_options, **method_opts}
-    cfg.task_options = {**cfg.task_options, **_key_values(args.task_option)}
+    cfg.task_options = {**cfg.task_options, **key_values(args.task_option)}
     run_id = train(cfg, progress=not args.no_progress)
     print(run_id)
     print(f"finished run {run_id}; `geodiag runs show {run_id} --store {cfg.store}` lists what was recorded.",
@@ -69,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _key_values(items: list[str]) -> dict:
+def key_values(items: list[str]) -> dict:
     import yaml
 
     out = {}

@@ -9,6 +9,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
+from geodiag.allocation.budget import Sizer
 from geodiag.errors import GeodiagError
 from geodiag.methods.config import MethodConfig
 from geodiag.methods.context import BuildContext
@@ -20,6 +21,9 @@ class MethodSpec:
     config: type[MethodConfig]
     module: str  # defines build(model, config, context) -> Adapted (and restore(...) for hook adapters)
     summary: str
+    # (target parameters, Geometry) -> the options that come closest under the method's rule (allocation.budget);
+    # None: the method has no size to match (full fine-tuning)
+    size: Sizer | None = None
 
     def code(self):
         """The adapter module (imports torch)."""

@@ -36,10 +36,11 @@ class Reader:
         for rec in spool.run_records(self.path):  # the spool is newer than the table
             rows[rec["run_id"]] = rec
         if not rows:
-            return pd.DataFrame(columns=list(RUN_COLUMNS))
+            return with_cell_columns(pd.DataFrame(columns=list(RUN_COLUMNS)))
         df = pd.DataFrame([spool.with_liveness(_plain(r)) for r in rows.values()], columns=list(RUN_COLUMNS))
         for col in ("started_at", "ended_at"):
             df[col] = pd.to_datetime(df[col], errors="coerce")
+        df = with_cell_columns(df)
         return df.sort_values("started_at", ascending=False, na_position="last", ignore_index=True)
 
     def run(self, run_id: str) -> dict:
@@ -136,6 +137,25 @@ class Reader:
         else:
             raise StoreError(f"There is no store at {self.path}; start a run with `geodiag train --store "
                              f"{self.path}` or choose another store path.")
+
+
+def with_cell_columns(runs: pd.DataFrame) -> pd.DataFrame:
+    """`sweep`, `seed` and `label` (what the Results page groups by: the sweep's label, else the method) read out
+    of each run's config, beside the run columns."""
+    configs = [_parsed(c) for c in runs["config"]]
+    runs["sweep"] = [c.get("sweep") for c in configs]
+    runs["seed"] = pd.array([c.get("seed") if isinstance(c.get("seed"), int) else None for c in configs], dtype="Int64")
+    runs["label"] = [c.get("label") or m for c, m in zip(configs, runs["method"], strict=True)]
+    return runs
+
+
+def _parsed(config) -> dict:
+    if isinstance(config, str) and config:
+        try:
+            return json.loads(config)
+        except json.JSONDecodeError:
+            return {}
+    return config if isinstance(config, dict) else {}
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -96,7 +97,7 @@ def make_recorder(run: Run, lm: LoadedModel, data: TaskData, extra: dict, *, pro
         trainable_params=adapted.trainable_parameters(), total_params=adapted.total_parameters()) if writer else ""
     if progress and writer:
         tqdm.write(f"run {run_id}  ({adapted.method} on {cfg.model}, {adapted.trainable_parameters():,} trainable "
-                   f"parameters, {engine.strategy}) -> {cfg.store}")
+                   f"parameters, {engine.strategy}) -> {cfg.store}", file=sys.stderr)
     return Recorder(cfg, adapted, tok, record_batch, eval_data, writer, run_id, through_root=engine.through_root)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from geodiag.allocation.budget import Geometry, Sized, closest, min_width
 from geodiag.methods.config import MethodConfig
 from geodiag.methods.registry import MethodSpec, register
 from geodiag.names import R_REF
@@ -33,5 +34,14 @@ class AdaLoraConfig(MethodConfig):
         self.require(self.delta_t >= 1, "delta_t", "a positive integer")
 
 
+def size(target: int, geo: Geometry) -> Sized | None:
+    """AdaLoRA prunes towards target_r ranks per module on average, each rank a column of P, a row of Q and one
+    singular value (d_in + d_out + 1); it starts at init_r = 1.5 target_r (peft's 12 for 8)."""
+    width = sum(s.d_in + s.d_out + 1 for s in geo.shapes)
+    top = min_width(geo.shapes)
+    return closest((({"target_r": r, "init_r": min(top, max(r, round(1.5 * r)))}, r * width)
+                    for r in range(1, top + 1)), target, "the final budget: target_r ranks per module on average")
+
+
 REGISTERED = register(MethodSpec("adalora", AdaLoraConfig, "geodiag.methods.adalora.model",
-                           "AdaLoRA through peft (Zhang et al. 2023)"))
+                           "AdaLoRA through peft (Zhang et al. 2023)", size))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from geodiag.allocation.budget import Geometry, Sized, closest, min_width
 from geodiag.methods.lora.config import LoraConfig
 from geodiag.methods.registry import MethodSpec, register
 from geodiag.options import option
@@ -19,5 +20,11 @@ class DoraConfig(LoraConfig):
                                     choices=("default", "gaussian"))
 
 
+def size(target: int, geo: Geometry) -> Sized | None:
+    """r (d_in + d_out) + d_out per module (the magnitude vector m)."""
+    width, magnitudes = sum(s.d_in + s.d_out for s in geo.shapes), sum(s.d_out for s in geo.shapes)
+    return closest((({"r": r}, r * width + magnitudes) for r in range(1, min_width(geo.shapes) + 1)), target)
+
+
 REGISTERED = register(MethodSpec("dora", DoraConfig, "geodiag.methods.dora.model",
-                                 "DoRA through peft: magnitude and direction (Liu et al. 2024)"))
+                                 "DoRA through peft: magnitude and direction (Liu et al. 2024)", size))

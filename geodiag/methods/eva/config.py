@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from geodiag.allocation.budget import Geometry, Sized
 from geodiag.methods.config import MethodConfig
+from geodiag.methods.lora.config import size as lora_size
 from geodiag.methods.registry import MethodSpec, register
 from geodiag.names import R_REF
 from geodiag.options import option
@@ -42,5 +44,12 @@ class EvaConfig(MethodConfig):
         self.require(0 <= self.dropout < 1, "dropout", "in [0, 1)")
 
 
+def size(target: int, geo: Geometry) -> Sized | None:
+    """EVA redistributes r x modules ranks between the modules: sized as LoRA at r, its final count recorded as
+    alloc/eva/params once the SVD has placed them."""
+    sized = lora_size(target, geo)
+    return sized and Sized(sized.options, sized.params, "LoRA's count at r, before EVA moves ranks between modules")
+
+
 REGISTERED = register(MethodSpec("eva", EvaConfig, "geodiag.methods.eva.model",
-                                 "EVA through peft: ranks from an SVD of the activations (Paischer et al. 2024)"))
+                                 "EVA through peft: ranks from an SVD of the activations (Paischer et al. 2024)", size))

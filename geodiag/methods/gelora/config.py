@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from geodiag.allocation.budget import Geometry, Sized, by_scale
 from geodiag.methods.lora.config import AllocatedLoraConfig
 from geodiag.methods.registry import MethodSpec, register
 from geodiag.names import MIN_ID_POINTS
@@ -29,5 +30,21 @@ class GeLoraConfig(AllocatedLoraConfig):
         self.require(self.id_tokens >= MIN_ID_POINTS, "id_tokens", f"at least {MIN_ID_POINTS} points")
 
 
+def size(target: int, geo: Geometry) -> Sized | None:
+    """r_i = round(gelora_scale x (max(d_{i+1} - d_i, 0) + 1)), at least 1, at most min(d_in, d_out): the scale
+    whose count is nearest."""
+    ids = geo.vectors.ids
+    if any(s.layer is None or s.layer not in ids or s.layer + 1 not in ids for s in geo.shapes):
+        return None
+    steps = {s.name: max(ids[s.layer + 1] - ids[s.layer], 0.0) + 1 for s in geo.shapes}
+
+    def count(scale: float) -> int:
+        return sum(min(max(1, round(scale * steps[s.name])), min(s.d_in, s.d_out)) * (s.d_in + s.d_out)
+                   for s in geo.shapes)
+
+    base = target / sum(steps[s.name] * (s.d_in + s.d_out) for s in geo.shapes)
+    return by_scale(target, count, base, "gelora_scale")
+
+
 REGISTERED = register(MethodSpec("gelora", GeLoraConfig, "geodiag.methods.gelora.model",
-                                 "GeLoRA: ranks from the intrinsic-dimension profile, as reported"))
+                                 "GeLoRA: ranks from the intrinsic-dimension profile, as reported", size))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from geodiag.allocation.budget import Geometry, Sized, closest, min_width
 from geodiag.methods.config import MethodConfig
 from geodiag.methods.registry import MethodSpec, register
 from geodiag.names import R_REF
@@ -34,8 +35,14 @@ class LoraConfig(MethodConfig):
         self.require(0 <= self.dropout < 1, "dropout", "in [0, 1)")
 
 
+def size(target: int, geo: Geometry) -> Sized | None:
+    """r (d_in + d_out) per module: the rank whose count is nearest, at most min(d_in, d_out)."""
+    width = sum(s.d_in + s.d_out for s in geo.shapes)
+    return closest((({"r": r}, r * width) for r in range(1, min_width(geo.shapes) + 1)), target)
+
+
 REGISTERED = register(MethodSpec("lora", LoraConfig, "geodiag.methods.lora.model",
-                                 "LoRA through peft (Hu et al. 2022)"))
+                                 "LoRA through peft (Hu et al. 2022)", size))
 
 
 @dataclass

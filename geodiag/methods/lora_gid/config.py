@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from geodiag.allocation import ROUNDINGS
+from geodiag.allocation.budget import Geometry, Sized, by_scale
 from geodiag.methods.lora.config import AllocatedLoraConfig
 from geodiag.methods.registry import MethodSpec, register
 from geodiag.options import option
@@ -28,5 +29,19 @@ class LoraGidConfig(AllocatedLoraConfig):
         self.require(self.gid_scale > 0, "gid_scale", "positive")
 
 
+def size(target: int, geo: Geometry) -> Sized | None:
+    """rank_l = round(gid_scale x GID_l), at least 1, at most min(d_in, d_out): the scale whose count is nearest."""
+    gids = geo.vectors.gids
+    if not gids or any(s.name not in gids for s in geo.shapes):
+        return None
+
+    def count(scale: float) -> int:
+        return sum(min(max(round(scale * gids[s.name]), 1), min(s.d_in, s.d_out)) * (s.d_in + s.d_out)
+                   for s in geo.shapes)
+
+    base = target / max(sum(gids[s.name] * (s.d_in + s.d_out) for s in geo.shapes), 1e-12)
+    return by_scale(target, count, base, "gid_scale")
+
+
 REGISTERED = register(MethodSpec("lora-gid", LoraGidConfig, "geodiag.methods.lora_gid.model",
-                                 "LoRA with rank = round(GID) per module (RaLoRA App. E.4)"))
+                                 "LoRA with rank = round(GID) per module (RaLoRA App. E.4)", size))

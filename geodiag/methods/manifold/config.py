@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from geodiag.allocation.budget import Geometry, Sized, closest, min_width
 from geodiag.methods.config import MethodConfig
 from geodiag.methods.registry import MethodSpec, register
 from geodiag.names import LAMBDA_A, LAMBDA_S
@@ -44,5 +45,16 @@ class ManifoldConfig(MethodConfig):
         self.require(self.pca_every >= 1, "pca_every", "a positive integer")
 
 
+def size(target: int, geo: Geometry) -> Sized | None:
+    """r_max = floor(min(d_out, d_in) / r_div) per module, each rank a column of B, a row of A and a gate, plus a
+    log-temperature per module. The probes (h x p per layer) are training-time machinery the adapted model does
+    not keep: counted in the run's trainable parameters, not in the budget."""
+    def count(r_div: int) -> int:
+        return sum((min(s.d_in, s.d_out) // r_div) * (s.d_in + s.d_out + 1) + 1 for s in geo.shapes)
+
+    return closest((({"r_div": d}, count(d)) for d in range(1, min_width(geo.shapes) + 1)), target,
+                   "adapter parameters (factors, gates, temperatures; the probes are not counted)")
+
+
 REGISTERED = register(MethodSpec("manifold", ManifoldConfig, "geodiag.methods.manifold.model",
-                           "ManifoldLoRA: gated adaptive rank + manifold probes"))
+                           "ManifoldLoRA: gated adaptive rank + manifold probes", size))

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from geodiag.allocation import ROUNDINGS
+from geodiag.allocation import ROUNDINGS, Settings, plan
+from geodiag.allocation.budget import Geometry, Sized, closest, min_width
 from geodiag.methods.config import MethodConfig
+from geodiag.methods.lora.config import size as lora_size
 from geodiag.methods.registry import MethodSpec, register
 from geodiag.names import R_REF
 from geodiag.options import option
@@ -43,7 +45,24 @@ class RaLoraProConfig(RaLoraConfig):
                                 choices=ROUNDINGS, group="advanced")
 
 
+def size(target: int, geo: Geometry) -> Sized | None:
+    """n blocks of rank r on d/n slices cost r (d_in + d_out), LoRA's count at r: RaLoRA matches by construction."""
+    return lora_size(target, geo)
+
+
+def size_pro(target: int, geo: Geometry) -> Sized | None:
+    """RaLoRA-Pro spends LoRA's budget at r_ref by importance (RaLoRA Eq. 6-8); rounding and the [r_ref/2, 2 r_ref]
+    clip move it a little: the r_ref whose allocation is nearest."""
+    if not geo.vectors.importance:
+        return None
+
+    def count(r: int) -> int:
+        return plan(Settings("ralora-pro", "paper", r=r), geo.vectors, geo.shapes).params
+
+    return closest((({"r": r}, count(r)) for r in range(1, min_width(geo.shapes) + 1)), target)
+
+
 REGISTERED = (register(MethodSpec("ralora", RaLoraConfig, "geodiag.methods.ralora.model",
-                             "RaLoRA: block-diagonal LoRA with GID-sized blocks")),
+                             "RaLoRA: block-diagonal LoRA with GID-sized blocks", size)),
          register(MethodSpec("ralora-pro", RaLoraProConfig, "geodiag.methods.ralora.model",
-                             "RaLoRA-Pro: importance-based ranks, then GID-sized blocks")))
+                             "RaLoRA-Pro: importance-based ranks, then GID-sized blocks", size_pro)))

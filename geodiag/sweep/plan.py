@@ -1,0 +1,153 @@
+"""A sweep made concrete: the target modules' shapes, the one GID / ID analysis its allocation-driven methods
+share, each method sized to the budget, and every cell's `geodiag train` config. Bad input is a sentence raised
+before anything is written, except what is needed to size (the shared analyses, which later cells reuse)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+
+from geodiag.allocation import ANALYSIS_OF, ModuleShape, Vectors
+from geodiag.allocation.budget import TOLERANCE, Geometry, Sized
+from geodiag.errors import GeodiagError
+from geodiag.lab import stored_analysis
+from geodiag.methods import MethodConfig, get_method
+from geodiag.store import Reader
+from geodiag.sweep.spec import Cell, SweepSpec
+
+ANALYSIS_OPTIONS = ("model", "task", "dataset", "target_modules", "train_size", "max_length", "dtype", "device",
+                    "trust_remote_code", "store")
+
+
+@dataclass
+class Resolved:
+    spec: SweepSpec
+    shapes: tuple[ModuleShape, ...]
+    analyses: dict[str, str]  # gid | id -> the shared analysis run
+    sizes: dict[str, Sized]  # label -> its size under the budget
+
+    @property
+    def target(self) -> int | None:
+        return self.spec.budget.params(self.shapes) if self.spec.budget else None
+
+    def config(self, cell: Cell) -> dict:
+        """The cell's `geodiag train` config: shared options, the label's, its size, the shared analysis."""
+        options = dict(cell.options)
+        kind = ANALYSIS_OF.get(cell.method)
+        if kind and "from_analysis" not in options:
+            options["from_analysis"] = self.analyses[kind]
+        out = {**cell.train, "method": cell.method, "seed": cell.seed, "sweep": self.spec.id, "label": cell.label,
+               "target_modules": targets(self.spec), "run_name": f"{cell.label} s{cell.seed}"}
+        sized = self.sizes.get(cell.label)
+        if sized:
+            options = {**options, **sized.options}
+            out["budget"] = {"spec": str(self.spec.budget), "target": self.target, "params": sized.params,
+                             "counts": sized.counts}
+        return {**out, "method_options": options}
+
+
+def targets(spec: SweepSpec) -> list[str]:
+    """One set of target modules for every cell, so that budgets compare (LoRA's default unless given)."""
+    return list(spec.train.get("target_modules") or MethodConfig().target_modules)
+
+
+def resolve(spec: SweepSpec, *, run_analyses: bool = True, progress: bool = True, check_only: bool = False
+            ) -> Resolved:
+    """Shapes, shared analyses (run now unless `run_analyses` is off: then they must exist) and sizes.
+    `check_only`: the model and the budget of the methods that need no analysis, nothing else."""
+    shapes = model_shapes(spec)
+    needed = sorted({ANALYSIS_OF[v.method] for v in spec.variants
+                     if v.method in ANALYSIS_OF and "from_analysis" not in v.options})
+    if spec.budget:
+        check_budget(spec, shapes, {v.label for v in spec.variants if v.method not in ANALYSIS_OF})
+    if check_only:
+        return Resolved(spec, shapes, {}, {})
+    analyses = {kind: shared_analysis(spec, kind, run=run_analyses, progress=progress) for kind in needed}
+    sizes = size_all(spec, shapes, analyses) if spec.budget else {}
+    return Resolved(spec, shapes, analyses, sizes)
+
+
+def model_shapes(spec: SweepSpec) -> tuple[ModuleShape, ...]:
+    """The target modules' shapes, from the model itself (loaded once, on the CPU)."""
+    from geodiag.models import load_model, module_shapes, resolve_targets  # torch: only to read shapes
+
+    model = load_model(spec.train.get("model", "smollm2"),
+                       trust_remote_code=bool(spec.train.get("trust_remote_code"))).model
+    return tuple(module_shapes(model, resolve_targets(model, targets(spec))))
+
+
+def check_budget(spec: SweepSpec, shapes: tuple[ModuleShape, ...], labels: set[str],
+                 vectors: dict[str, Vectors] | None = None) -> dict[str, Sized]:
+    """The labelled methods sized (allocation-driven ones from their analysis's `vectors`, by label), or one
+    sentence naming the ones that cannot meet the budget."""
+    target = spec.budget.params(shapes)
+    sizes, misses = {}, []
+    for v in (v for v in spec.variants if v.label in labels):
+        size = get_method(v.method).size
+        if size is None:
+            raise GeodiagError(f"{v.method} has no size to match --budget {spec.budget} (it trains every target "
+                               "weight); sweep it without a budget.")
+        sized = size(target, Geometry(shapes, (vectors or {}).get(v.label, Vectors())))
+        if sized is None or sized.error(target) > TOLERANCE:
+            misses.append(f"{v.label} ({'no size' if sized is None else f'{sized.params:,} at best'})")
+        else:
+            sizes[v.label] = sized
+    if misses and len(misses) == len(labels):
+        raise GeodiagError(f"No method can meet --budget {spec.budget} ({target:,} parameters on "
+                           f"{len(shapes)} modules): {', '.join(misses)}.")
+    if misses:
+        raise GeodiagError(f"--budget {spec.budget} ({target:,} parameters) is out of reach of {', '.join(misses)}; "
+                           f"drop {'it' if len(misses) == 1 else 'them'} or change the budget.")
+    return sizes
+
+
+def size_all(spec: SweepSpec, shapes: tuple[ModuleShape, ...], analyses: dict[str, str]) -> dict[str, Sized]:
+    reader = Reader(spec.store)
+    vectors = {}
+    for v in (v for v in spec.variants if v.method in ANALYSIS_OF):
+        run_id = v.options.get("from_analysis") or analyses[ANALYSIS_OF[v.method]]
+        vectors[v.label] = stored_analysis(reader, run_id).vectors
+    return check_budget(spec, shapes, {v.label for v in spec.variants}, vectors)
+
+
+def shared_analysis(spec: SweepSpec, kind: str, *, run: bool, progress: bool) -> str:
+    """The sweep's finished `geodiag analyze KIND` run, run now (once) if there is none."""
+    found = _finished_analysis(spec, kind)
+    if found or not run:
+        if not found:
+            raise GeodiagError(f"Sweep {spec.id} has no finished {kind} analysis yet; run `geodiag sweep FILE "
+                               "--analyses-only` first (the Slurm submit script does).")
+        return found
+    args = [sys.executable, "-m", "geodiag", "analyze", kind, "--sweep", spec.id, "--run-name", f"{spec.id} {kind}"]
+    for key in ANALYSIS_OPTIONS:
+        value = targets(spec) if key == "target_modules" else spec.train.get(key)
+        if value is not None and value is not False:
+            args += [f"--{key.replace('_', '-')}"] + ([] if value is True else [",".join(value) if isinstance(
+                value, list) else str(value)])
+    if kind == "gid" and spec.budget:
+        args += ["--r", str(spec.budget.r)]  # the allocations it records, at the sweep's reference rank
+    if not progress:
+        args.append("--no-progress")
+    done = subprocess.run(args, stdout=subprocess.PIPE, stderr=None if progress else subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        raise GeodiagError(f"The sweep's {kind} analysis failed: {(done.stderr or '').strip().splitlines()[-1:]}")
+    return done.stdout.split()[-1]  # the command prints the run id last
+
+
+def _finished_analysis(spec: SweepSpec, kind: str) -> str | None:
+    try:
+        runs = Reader(spec.store).runs()
+    except GeodiagError:
+        return None  # no store yet
+    for r in runs.itertuples():  # newest first
+        config = _config(r.config)
+        if r.kind == "analysis" and r.method == kind and r.status == "finished" and config.get("sweep") == spec.id:
+            return r.run_id
+    return None
+
+
+def _config(value) -> dict:
+    import json
+
+    return json.loads(value) if isinstance(value, str) and value else (value or {})

@@ -1,0 +1,117 @@
+"""`geodiag sweep` as a user runs it, on the tiny model: one sweep id over every cell, reruns that add nothing,
+a killed cell retried, bad input refused before anything is written, and Slurm scripts that run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import yaml
+from helpers import geodiag
+
+from geodiag.store import Reader
+
+FAST = ["--model", "tiny", "--steps", "3", "--eval-size", "2", "--max-new-tokens", "2", "--record-every", "3",
+        "--train-size", "64", "--no-progress"]
+
+
+def listed(store: str) -> list[dict]:
+    out = geodiag("runs", "list", "--json", "--store", store)
+    assert out.returncode == 0, out.stderr
+    return [r for r in json.loads(out.stdout) if r["kind"] == "train"]
+
+
+def test_a_sweep_writes_every_cell_once_and_a_rerun_adds_none(tmp_path):
+    store = str(tmp_path / "s.duckdb")
+    args = ["sweep", "--methods", "lora,ralora", "--seeds", "0,1", "--budget", "lora-r=4", "--workers", "2",
+            "--store", store, *FAST]
+    first = geodiag(*args)
+    assert first.returncode == 0, first.stderr
+    sweep_id = first.stdout.split()[0]
+    runs = listed(store)
+    assert sorted((r["method"], r["seed"]) for r in runs) == [("lora", 0), ("lora", 1), ("ralora", 0), ("ralora", 1)]
+    assert {r["sweep"] for r in runs} == {sweep_id} and {r["status"] for r in runs} == {"finished"}
+    for r in runs:  # the achieved count beside each run: LoRA and RaLoRA train exactly LoRA's r = 4 count
+        budget = json.loads(r["config"])["budget"] if isinstance(r["config"], str) else r["config"]["budget"]
+        assert budget["params"] == budget["target"] == r["trainable_params"]
+    analyses = [r for r in json.loads(geodiag("runs", "list", "--json", "--store", store).stdout)
+                if r["kind"] == "analysis"]
+    assert len(analyses) == 1 and analyses[0]["sweep"] == sweep_id  # one GID analysis, shared
+
+    again = geodiag(*args)
+    assert again.returncode == 0 and again.stdout.split()[0] == sweep_id
+    assert "0 run now, 4 already done" in again.stderr
+    assert len(listed(store)) == 4 and len(Reader(store).runs()) == 5
+
+
+def test_a_killed_cell_is_retried(tmp_path):
+    store = str(tmp_path / "s.duckdb")
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(yaml.safe_dump({"model": "tiny", "store": store, "eval_size": 2, "max_new_tokens": 2,
+                                    "train_size": 64, "record_every": 3, "steps": 3,
+                                    "methods": {"lora": {"steps": 3000}, "dora": {}}, "seeds": [0]}, sort_keys=False))
+    sweep = subprocess.Popen([sys.executable, "-m", "geodiag", "sweep", str(spec), "--no-progress"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline, victim = time.time() + 120, None
+    while victim is None and time.time() < deadline:  # the slow lora cell's run, once it trains
+        time.sleep(0.5)
+        if os.path.exists(store) or (tmp_path / "s.duckdb.spool").exists():
+            runs = Reader(store).runs()
+            live = runs[(runs["label"] == "lora") & (runs["status"] == "running")]
+            victim = None if live.empty else live.iloc[0]
+    assert victim is not None
+    os.kill(int(victim["pid"]), signal.SIGKILL)  # the worker dies; the sweep goes on with the other cell
+    out, err = sweep.communicate(timeout=300)
+    assert sweep.returncode == 1 and "lora s0 failed" in err
+    assert Reader(store).run(victim["run_id"])["status"] == "interrupted"
+
+    spec.write_text(spec.read_text().replace("3000", "3"))  # the same cell, now quick: a different sweep id...
+    data = yaml.safe_load(spec.read_text())
+    data["name"] = out.split()[0]  # ...unless it is named: the rerun of the same sweep
+    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+    rerun = geodiag("sweep", str(spec), "--no-progress")
+    assert rerun.returncode == 0, rerun.stderr
+    assert "1 run now, 1 already done" in rerun.stderr
+    runs = listed(store)
+    assert sorted(r["method"] for r in runs) == ["dora", "lora"] and {r["status"] for r in runs} == {"finished"}
+    assert victim["run_id"] not in {r["run_id"] for r in runs}  # the interrupted run was replaced
+
+
+def test_bad_sweeps_are_one_sentence_and_write_nothing(tmp_path):
+    store = tmp_path / "s.duckdb"
+    cases = [(["--methods", "lora,nonsense"], "Unknown method 'nonsense'"),
+             (["--methods", "lora,dora", "--budget", "lora-r=1000"], "No method can meet --budget lora-r=1000"),
+             (["--methods", "lora,full", "--budget", "lora-r=4"], "full has no size to match"),
+             (["--methods", "lora", "--seeds", "0,0"], "seeds must be distinct"),
+             (["--methods", "lora", "--budget", "8"], "--budget takes lora-r=N")]
+    for extra, message in cases:
+        out = geodiag("sweep", *extra, "--store", str(store), *FAST)
+        assert out.returncode == 2 and message in out.stderr, (extra, out.stderr)
+        assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    assert not store.exists() and not (tmp_path / "s.duckdb.spool").exists() and not (tmp_path / "sweeps").exists()
+
+
+def test_slurm_scripts_run_the_analyses_then_one_cell_per_task(tmp_path):
+    store = str(tmp_path / "shared" / "s.duckdb")
+    (tmp_path / "shared").mkdir()
+    out = geodiag("sweep", "--methods", "lora,lora-gid", "--seeds", "0,1", "--budget", "lora-r=4", "--store", store,
+                  "--emit", "slurm", str(tmp_path / "job"), *FAST)
+    assert out.returncode == 0, out.stderr
+    job = tmp_path / "job"
+    cells = (job / "cells.sbatch").read_text()
+    assert "#SBATCH --array=0-3" in cells and "--cell \"$SLURM_ARRAY_TASK_ID\"" in cells
+    assert "--dependency=afterok" in (job / "submit.sh").read_text()
+    assert not os.path.exists(store)  # emitting runs nothing
+    for script in ("cells.sbatch", "analyses.sbatch", "submit.sh"):
+        assert subprocess.run(["bash", "-n", str(job / script)]).returncode == 0
+    # what Slurm would do: the analyses job, then array tasks 3 and 0
+    assert subprocess.run(["bash", str(job / "analyses.sbatch")], capture_output=True).returncode == 0
+    for task in ("3", "0"):
+        done = subprocess.run(["bash", str(job / "cells.sbatch")], env={**os.environ, "SLURM_ARRAY_TASK_ID": task},
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    runs = listed(store)
+    assert sorted((r["method"], r["seed"]) for r in runs) == [("lora", 0), ("lora-gid", 1)]
+    assert len({r["sweep"] for r in runs}) == 1
