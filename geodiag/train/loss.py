@@ -37,6 +37,18 @@ def labelled_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
     return F.cross_entropy(logits.float(), targets[keep])
 
 
+@torch.no_grad()
+def held_out_loss(adapted: Adapted, loss: Callable[[Batch], torch.Tensor], batches: list[Batch]) -> float:
+    """The training loss on held-out batches, weighted by their labelled positions (every answer token counts
+    once), in eval mode."""
+    total, count = 0.0, 0
+    with adapted.recording():
+        for batch in batches:
+            n = int((batch["labels"][:, 1:] != -100).sum())
+            total, count = total + float(loss(batch)) * n, count + n
+    return total / max(count, 1)
+
+
 def full_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
     return model(**batch).loss
 

@@ -21,9 +21,10 @@ from geodiag.data import TaskData
 from geodiag.data.evaluate import evaluate
 from geodiag.errors import GeodiagError
 from geodiag.methods.base import Adapted
-from geodiag.names import LOSS_LM, LR
+from geodiag.names import EVAL_LOSS, LOSS_LM, LR
 from geodiag.records import row
 from geodiag.store import Writer
+from geodiag.train.loss import held_out_loss
 from geodiag.train.stop import Cancelled
 
 
@@ -37,6 +38,8 @@ class Recorder:
     writer: Writer | None  # None on a sharded run's other ranks
     run_id: str
     through_root: Callable[[Callable], object] = lambda fn: fn()  # Engine.through_root: forwards under FSDP
+    loss: Callable[[dict], torch.Tensor] | None = None  # the training loss, for the held-out loss
+    eval_batches: list[dict[str, torch.Tensor]] = field(default_factory=list)  # the eval items, labelled
     t0: float = field(default_factory=time.monotonic)
     rows: list[dict] = field(default_factory=list)
     bar: tqdm | None = None
@@ -92,6 +95,9 @@ class Recorder:
             scores = self.through_root(lambda: evaluate(self.adapted.model, self.tokenizer, self.eval_data,
                                                         max_new_tokens=self.cfg.max_new_tokens))
             self.rows += [row(step, self.wall(), name, value) for name, value in scores.items()]
+        if self.loss and self.eval_batches:
+            held_out = self.through_root(lambda: held_out_loss(self.adapted, self.loss, self.eval_batches))
+            self.rows.append(row(step, self.wall(), EVAL_LOSS, held_out))
 
     def flush(self) -> None:
         if self.rows and self.writer:

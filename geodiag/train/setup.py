@@ -78,6 +78,7 @@ def setup(cfg: TrainConfig, *, progress: bool = True) -> Run:
         run.recorder = NullRecorder(cfg)
     else:
         run.recorder = make_recorder(run, lm, data, {"lm_head": lm_head}, progress=progress)
+        run.recorder.loss = loss
     return run
 
 
@@ -98,7 +99,10 @@ def make_recorder(run: Run, lm: LoadedModel, data: TaskData, extra: dict, *, pro
     if progress and writer:
         tqdm.write(f"run {run_id}  ({adapted.method} on {cfg.model}, {adapted.trainable_parameters():,} trainable "
                    f"parameters, {engine.strategy}) -> {cfg.store}", file=sys.stderr)
-    return Recorder(cfg, adapted, tok, record_batch, eval_data, writer, run_id, through_root=engine.through_root)
+    held_out = [to_device(collate([encode(tok, ex, cfg.max_length) for ex in eval_data.eval[i: i + 16]],
+                                  tok.pad_token_id), run.device) for i in range(0, len(eval_data.eval), 16)]
+    return Recorder(cfg, adapted, tok, record_batch, eval_data, writer, run_id, through_root=engine.through_root,
+                    eval_batches=held_out)
 
 
 def build_method(cfg: TrainConfig, model: nn.Module, encoded: list[dict], pad_id: int, device: torch.device, *,
