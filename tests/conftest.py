@@ -13,8 +13,8 @@ def rng() -> np.random.Generator:
 @pytest.fixture(scope="session")
 def dashboard_store(tmp_path_factory) -> dict:
     """A real store written by the engine on the tiny model: GID and ID analyses, a LoRA run, a full
-    fine-tuning run with GID dynamics, a DoRA run and a ManifoldLoRA run with subspace angles (newest, so the
-    dashboard opens on it). Returns the store path and the run ids by method."""
+    fine-tuning run with GID dynamics, then, as cells of one sweep, LoRA, DoRA, RaLoRA and a ManifoldLoRA run with
+    subspace angles (newest, so the dashboard opens on it). Returns the store path and the run ids by method."""
     import json
 
     from geodiag.analysis import analyze_gid, analyze_id
@@ -32,6 +32,7 @@ def dashboard_store(tmp_path_factory) -> dict:
     common = dict(model="tiny", dataset=str(data), steps=6, batch_size=4, grad_accum=1, record_every=3,
                   eval_size=1, record_batch=3, warmup=0.0, max_new_tokens=2, store=store)
     ids["full"] = train(TrainConfig(method="full", record_gid_every=2, **common), progress=False)
+    common["sweep"] = "fixture-sweep"  # the Results page's: every run below is a cell of one sweep
     ids["lora"] = train(TrainConfig(method="lora", method_options={"r": 4}, **common), progress=False)
     ids["dora"] = train(TrainConfig(method="dora", lr=1e-2, method_options={"r": 4}, **common), progress=False)
     ids["ralora"] = train(TrainConfig(method="ralora", method_options={"r": 2, "from_analysis": ids["gid"]},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from geodiag.errors import GeodiagError
+from geodiag.lab import sweep_run_ids
 from geodiag.options import split_list
 from geodiag.store import DEFAULT_STORE, Reader
 
@@ -14,7 +15,8 @@ def add_parser(sub) -> None:
                        description="Export a figure for a paper: vector PDF/SVG or high-DPI PNG in a publication "
                                    "style, plus the CSV of the exact data plotted. Needs Chromium (Debian "
                                    "`chromium`) for PDF/SVG/PNG.")
-    p.add_argument("run_id", metavar="RUN", nargs="?", help="the run to plot (see `geodiag runs list`)")
+    p.add_argument("run_id", metavar="RUN", nargs="?", help="the run to plot (see `geodiag runs list`); for the "
+                                                            "results and outcome figures a sweep id, or a run of it")
     p.add_argument("--figure", help="figure name (see --list)")
     p.add_argument("--format", default="pdf", help="pdf, svg, png or a comma-separated list (default: pdf)")
     p.add_argument("--out", default="exports", help="folder to write into; nothing is written outside it")
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         raise GeodiagError(f"--smoothing must be in [0, 1), got {args.smoothing}.")
     spec = figures.get_figure(args.figure)
     reader = Reader(args.store)
-    run = reader.run(args.run_id)
+    run = reader.run(sweep_run_ids(reader, args.run_id)[0] if spec.scope == "sweep" else args.run_id)
     data = figures.figure_data(reader, spec.name, [args.run_id, *split_list(args.compare)])
     fig = None
     if not data.empty:

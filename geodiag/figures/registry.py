@@ -11,7 +11,8 @@ import plotly.graph_objects as go
 
 from geodiag import names as n
 from geodiag.errors import GeodiagError
-from geodiag.figures import manifold, peers, rank
+from geodiag.figures import manifold, peers, rank, results
+from geodiag.lab.outcomes import outcomes, sweep_run_ids
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,8 @@ class FigureSpec:
     hint: str  # the command that records this figure's data
     rows: int = 2  # panel rows, for the exported height
     scalars: bool = False  # also read every run-level scalar (Fig. 4)
-    scope: str = "run"  # "run": the chosen runs; "model": every run of the first run's model (atlas)
+    scope: str = "run"  # "run": the chosen runs; "model": every run of the first run's model (atlas); "sweep":
+    # every finished run of the chosen run's sweep (or of the sweep whose id is given), one row per run
     prefer: str | None = None  # the kind of run to show first when the chosen one has no data (analysis)
 
 
@@ -61,6 +63,12 @@ FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
                "geodiag train --method dora", rows=1),
     FigureSpec("intruders", "Intruder dimensions (Shuttleworth et al. 2024)", peers.intruders,
                (n.INTRUDERS, n.SINGULAR_VALUE), "geodiag train (recorded at the end of every run)", rows=1),
+    FigureSpec("results", "Outcomes at equal budget: accuracy and loss against parameters", results.results,
+               (n.EVAL_ACCURACY, n.EVAL_LOSS), "geodiag sweep --budget lora-r=8 (evaluated runs)", rows=1,
+               scope="sweep"),
+    FigureSpec("outcome", "Geometry against outcome (Spearman's rho)", results.geometry,
+               (n.EVAL_ACCURACY, n.SPECTRUM_ERANK), "geodiag sweep (evaluated runs with spectra)", rows=1,
+               scope="sweep"),
 ]}
 
 
@@ -81,8 +89,11 @@ def scope_runs(runs: pd.DataFrame, spec: FigureSpec, run_ids: list[str]) -> list
 
 
 def figure_data(reader, name: str, run_ids: list[str]) -> pd.DataFrame:
-    """The tidy rows a figure draws (also the CSV written beside an export)."""
+    """The tidy rows a figure draws (also the CSV written beside an export); a sweep figure's are one row per run
+    of the sweep (the first id: a sweep id, or a run of the sweep)."""
     spec = get_figure(name)
+    if spec.scope == "sweep":
+        return outcomes(reader, sweep_run_ids(reader, run_ids[0])) if run_ids else outcomes(reader, [])
     ids = scope_runs(reader.runs(), spec, run_ids)
     return reader.metrics(ids, spec.metrics, scalars=spec.scalars)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from geodiag.allocation import ModuleShape, Vectors
+from geodiag.allocation import ModuleShape, Plan, Vectors
 from geodiag.errors import GeodiagError
 from geodiag.names import GID, IMPORTANCE, TWONN
 from geodiag.store import Reader
@@ -50,3 +50,22 @@ def stored_analysis(reader: Reader, run_id: str) -> StoredAnalysis:
 def _by_module(reader: Reader, run_id: str, name: str) -> dict[str, float]:
     df = reader.metric(run_id, name)
     return {str(m): float(v) for m, v in zip(df["module"], df["value"], strict=True)}
+
+
+def plan_frame(plan: Plan) -> pd.DataFrame:
+    """One row per module of an allocation plan: the lab's table and figure."""
+    shapes = {s.name: s for s in plan.shapes}
+    return pd.DataFrame([{"preset": plan.settings.preset, "module": a.module, "layer": a.layer,
+                          "module_type": a.module_type, "d_out": shapes[a.module].d_out, "d_in": shapes[a.module].d_in,
+                          "rank": a.rank, "blocks": a.blocks, "equivalent_rank": a.equivalent_rank,
+                          "alpha": plan.alphas[a.module], "params": a.params} for a in plan.allocations])
+
+
+def compare_plans(a: Plan, b: Plan) -> pd.DataFrame:
+    """The modules whose allocation differs between two plans: rank and blocks under each, and the change."""
+    fa, fb = plan_frame(a).set_index("module"), plan_frame(b).set_index("module")
+    both = fa[["layer", "module_type", "rank", "blocks", "params"]].join(
+        fb[["rank", "blocks", "params"]], rsuffix="_b", how="outer")
+    changed = both[(both["rank"] != both["rank_b"]) | (both["blocks"] != both["blocks_b"])].copy()
+    changed["rank_change"] = changed["rank_b"] - changed["rank"]
+    return changed.reset_index()

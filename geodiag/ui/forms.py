@@ -13,23 +13,27 @@ from geodiag.options import OptionSpec, split_list
 
 def widget(spec: OptionSpec, key: str, *, choices: Sequence | None = None, default: Any = None) -> Any:
     """One input for a config field; `choices` and `default` override the field's (e.g. the registered
-    methods, or a method's own target modules)."""
+    methods, or a method's own target modules). A value already in the session under `key` (another page's
+    prefill, e.g. the allocation lab's "Train this allocation") wins over the default."""
     label = spec.name.replace("_", " ")
     value = spec.default if default is None else default
     options = list(choices if choices is not None else spec.choices or [])
+    kw = {"key": key, "help": spec.help}
+    preset = key in st.session_state  # Streamlit warns when a widget gets both a value and a session value
     if options:
         index = options.index(value) if value in options else 0
-        return st.selectbox(label, options, index=index, key=key, help=spec.help,
+        return st.selectbox(label, options, **({} if preset else {"index": index}), **kw,
                             format_func=lambda v: "(none)" if v is None else str(v))
     if spec.type == "bool":
-        return st.checkbox(label, value=bool(value), key=key, help=spec.help)
+        return st.checkbox(label, **({} if preset else {"value": bool(value)}), **kw)
     if spec.type == "int":
-        return st.number_input(label, value=int(value), step=1, key=key, help=spec.help)
+        return st.number_input(label, **({} if preset else {"value": int(value)}), step=1, **kw)
     if spec.type == "float":
-        return st.number_input(label, value=float(value), format="%g", key=key, help=spec.help)
+        return st.number_input(label, **({} if preset else {"value": float(value)}), format="%g", **kw)
     if spec.type == "list":
-        return split_list(st.text_input(label, value=",".join(map(str, value or [])), key=key, help=spec.help))
-    text = st.text_input(label, value="" if value is None else str(value), key=key, help=spec.help)
+        shown = ",".join(map(str, value or []))
+        return split_list(st.text_input(label, **({} if preset else {"value": shown}), **kw))
+    text = st.text_input(label, **({} if preset else {"value": "" if value is None else str(value)}), **kw)
     return text or None
 
 

@@ -29,5 +29,7 @@ PAGES = (
     PageSpec("pages/gid.py", "GID (RaLoRA)", ":material/grid_on:", "gradient intrinsic dimensionality"),
     PageSpec("pages/intrinsic.py", "Intrinsic dimension", ":material/timeline:", "GeLoRA's TwoNN profile"),
     PageSpec("pages/atlas.py", "Rank allocation atlas", ":material/view_week:", "every allocation on one axis"),
+    PageSpec("pages/results.py", "Results", ":material/leaderboard:", "which method wins at equal budget, over seeds"),
+    PageSpec("pages/lab.py", "Allocation lab", ":material/science:", "rules and conventions, exported for peft"),
     PageSpec("pages/launch.py", "Launch", ":material/rocket_launch:", "start and cancel runs"),
 )

@@ -25,7 +25,8 @@ def figure_section(name: str, run_ids: list[str], runs: pd.DataFrame, *, step: i
     if data is None or data.empty:
         st.info(f"No data for **{spec.title}** in the selected run. Record it with `{spec.hint}`.")
         return None
-    opts = {**figures.figure_options(name, run_record(runs, run_ids[0])), **options}
+    chosen = run_record(runs, run_ids[0]) if run_ids[0] in set(runs["run_id"]) else None  # not a sweep id
+    opts = {**figures.figure_options(name, chosen), **options}
     fig = figures.build_figure(name, data, step=step, smoothing=st.session_state.get("smoothing", 0.0),
                                labels=labels(runs), **opts)
     if not fig.data:
@@ -54,7 +55,7 @@ def runs_with_data(name: str, run_ids: list[str], runs: pd.DataFrame) -> list[st
     """The runs to draw: the sidebar's, or, when it recorded nothing this figure draws, the newest run of the
     same model that did (said in a caption, with a picker of every such run). Compared runs stay as they are."""
     spec = figures.get_figure(name)
-    if not spec.metrics or spec.scope == "model":  # every run has scalars; the atlas reads the whole model
+    if not spec.metrics or spec.scope != "run":  # every run has scalars; the atlas, a sweep, read many runs
         return run_ids
     having = runs_with(store_path(), spec.metrics[:1])  # what the figure cannot be drawn without
     if run_ids[0] in having:

@@ -1,0 +1,123 @@
+"""What each training run came to, one row per run: its parameters (the budget's count when a sweep sized it),
+accuracy before and after, the held-out loss, and geometry summaries to set against the outcome. Also which runs
+a sweep (or a run's sweep) holds. Torch-free: the Results page and `geodiag export --figure results` read it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from geodiag import names as n
+from geodiag.errors import GeodiagError
+from geodiag.store import Reader
+
+RANKED = ("ralora", "ralora-pro", "lora-gid", "gelora", "eva")  # methods that record the allocation they used
+SUMMARIES = {  # column -> what it is, for the geometry vs outcome panel
+    "gid_rank_ratio": "GID / rank of the allocation used (mean over modules)",
+    "erank": "ΔW effective rank at the end (mean over modules)",
+    "angle_dw_grad": "ΔW–gradient principal angle at the end (degrees, mean)",
+    "coverage": "probe activation coverage at the end (mean over layers)",
+}
+READ = (n.EVAL_ACCURACY, n.EVAL_LOSS, n.LOSS_LM, n.SPECTRUM_ERANK, n.ANGLE_DW_GRAD, n.PROBE_COVERAGE, n.GID,
+        n.ADALORA_RANK, n.GATE_EFFECTIVE_RANK, *(n.allocation(m, "equivalent_rank") for m in RANKED))
+COLUMNS = ["run_id", "name", "label", "method", "seed", "sweep", "params", "trainable_params", "accuracy_before",
+           "accuracy", "gain", "eval_loss", "lm_loss", *SUMMARIES]
+
+
+def sweep_run_ids(reader: Reader, sweep_or_run: str) -> list[str]:
+    """The finished training runs of a sweep, given its id or the id of one of its runs (a run outside any
+    sweep: that run alone)."""
+    runs = reader.runs()
+    train = runs[(runs["kind"] == "train") & (runs["status"] == "finished")]
+    if sweep_or_run in set(runs["sweep"].dropna()):
+        return list(train.loc[train["sweep"] == sweep_or_run, "run_id"])
+    if sweep_or_run not in set(runs["run_id"]):
+        raise GeodiagError(f"There is no sweep or run '{sweep_or_run}' in {reader.path}; `geodiag runs list --store "
+                           f"{reader.path}` shows both.")
+    run = reader.run(sweep_or_run)
+    if run.get("sweep"):
+        return list(train.loc[train["sweep"] == run["sweep"], "run_id"])
+    return [sweep_or_run]
+
+
+def outcomes(reader: Reader, run_ids: list[str]) -> pd.DataFrame:
+    """One row per run (COLUMNS), in the order given."""
+    runs = reader.runs().set_index("run_id")
+    missing = [r for r in run_ids if r not in runs.index]
+    if missing:
+        reader.run(missing[0])  # the StoreError sentence
+    if not run_ids:
+        return pd.DataFrame(columns=COLUMNS)
+    m = reader.metrics(list(run_ids), READ)
+    analysis_gids = _sweep_gids(reader, runs, run_ids)
+    rows = [_row(rid, runs.loc[rid], m[m["run_id"] == rid], analysis_gids) for rid in run_ids]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _row(rid: str, run: pd.Series, m: pd.DataFrame, analysis_gids: dict[str, dict[str, float]]) -> dict:
+    config = _config(run["config"])
+    acc = _series(m, n.EVAL_ACCURACY)
+    budget = config.get("budget") or {}
+    trainable = None if pd.isna(run["trainable_params"]) else int(run["trainable_params"])
+    out = {"run_id": rid, "name": run["name"], "label": run["label"], "method": run["method"],
+           "seed": run["seed"], "sweep": run["sweep"], "params": budget.get("params", trainable),
+           "trainable_params": trainable,
+           "accuracy_before": acc.iloc[0] if len(acc) else np.nan, "accuracy": acc.iloc[-1] if len(acc) else np.nan,
+           "eval_loss": _last(m, n.EVAL_LOSS), "lm_loss": _last(m, n.LOSS_LM),
+           "erank": _last(m, n.SPECTRUM_ERANK), "angle_dw_grad": _last(m, n.ANGLE_DW_GRAD),
+           "coverage": _last(m, n.PROBE_COVERAGE)}
+    out["gain"] = out["accuracy"] - out["accuracy_before"]
+    out["gid_rank_ratio"] = _gid_rank_ratio(m, config, analysis_gids.get(run["sweep"] or "", {}))
+    return out
+
+
+def _series(m: pd.DataFrame, name: str) -> pd.Series:
+    """A run-level scalar over steps."""
+    return m[m["name"] == name].sort_values("step")["value"].reset_index(drop=True)
+
+
+def _last(m: pd.DataFrame, name: str) -> float:
+    """The mean of a metric over modules (and indices) at the last step it was recorded."""
+    x = m[m["name"] == name]
+    return float(x[x["step"] == x["step"].max()]["value"].mean()) if len(x) else np.nan
+
+
+def _gid_rank_ratio(m: pd.DataFrame, config: dict, sweep_gids: dict[str, float]) -> float:
+    """mean_m GID_m / rank_m: the GIDs the run recorded (or its sweep's analysis), over the rank each module
+    ended with (the allocation's equivalent rank, AdaLoRA's kept rank, ManifoldLoRA's gate effective rank, or
+    the uniform rank r)."""
+    gids = m[m["name"] == n.GID].groupby("module")["value"].last().to_dict() or sweep_gids
+    ranks = pd.Series(dtype=float)
+    for name in (*(n.allocation(x, "equivalent_rank") for x in RANKED), n.ADALORA_RANK, n.GATE_EFFECTIVE_RANK):
+        x = m[m["name"] == name]
+        if len(x):
+            ranks = x[x["step"] == x["step"].max()].groupby("module")["value"].mean()
+            break
+    if ranks.empty:
+        r = (config.get("method_options") or {}).get("r")
+        ranks = pd.Series({mod: float(r) for mod in gids}) if r else ranks
+    common = [mod for mod in ranks.index if mod in gids and ranks[mod] > 0]
+    return float(np.mean([gids[mod] / ranks[mod] for mod in common])) if common else np.nan
+
+
+def _sweep_gids(reader: Reader, runs: pd.DataFrame, run_ids: list[str]) -> dict[str, dict[str, float]]:
+    """sweep id -> module -> GID of that sweep's shared GID analysis."""
+    sweeps = {s for s in runs.loc[run_ids, "sweep"] if s}
+    found = runs[(runs["kind"] == "analysis") & (runs["method"] == "gid") & (runs["status"] == "finished")
+                 & runs["sweep"].isin(sweeps)]
+    out = {}
+    for rid, sweep in zip(found.index, found["sweep"], strict=True):
+        g = reader.metric(rid, n.GID)
+        out.setdefault(sweep, dict(zip(g["module"], g["value"], strict=True)))
+    return out
+
+
+def _config(value) -> dict:
+    if isinstance(value, str) and value:
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            raise GeodiagError("A run's config in the store is not JSON; the store may be damaged.") from None
+    return value if isinstance(value, dict) else {}

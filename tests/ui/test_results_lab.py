@@ -1,0 +1,75 @@
+"""The Results page and the allocation lab, rendered (AppTest) on a real store: every run of the sweep a point,
+the lab's numbers those of the allocation rules, and "Train this allocation" handing the file to Launch."""
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from geodiag import allocation as alloc
+from geodiag.lab import stored_analysis
+from geodiag.store import Reader
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_runs" / "geodiag.duckdb"
+
+
+def open_page(store, page: str, **state) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["store"] = str(store)
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    at.switch_page(f"pages/{page}").run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def run_points(at: AppTest) -> int:
+    """Points drawn one per run in the results figure's accuracy panel (the per-run traces carry seed labels)."""
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    # plotly may encode x as a typed array; each per-run point has its own "label seed s" text
+    return sum(len(t["text"]) for t in spec["data"] if t.get("xaxis", "x") == "x" and "seed" in str(t.get("text")))
+
+
+def sweep_runs(store, sweep: str) -> int:
+    runs = Reader(store).runs()
+    return int(((runs["sweep"] == sweep) & (runs["kind"] == "train") & (runs["status"] == "finished")).sum())
+
+
+def test_results_page_draws_every_run_of_the_sweep(dashboard_store):
+    at = open_page(dashboard_store["store"], "results.py", run=dashboard_store["ids"]["manifold"])
+    assert at.selectbox(key="results-sweep").value == "fixture-sweep"
+    assert run_points(at) == sweep_runs(dashboard_store["store"], "fixture-sweep") == 4
+    assert len(at.get("plotly_chart")) == 2 and len(at.dataframe) == 2  # outcomes and geometry, two tables
+
+
+@pytest.mark.skipif(not SAMPLE.exists(), reason="no sample store")
+def test_results_page_on_the_sample_store(tmp_path):
+    runs = Reader(SAMPLE).runs()
+    sweeps = runs["sweep"].dropna()
+    if sweeps.empty:
+        pytest.fail("the sample store has no sweep: rebuild it with `make sample-runs`")
+    at = open_page(SAMPLE, "results.py")
+    assert run_points(at) == sweep_runs(SAMPLE, at.selectbox(key="results-sweep").value) >= 16
+
+
+def test_the_lab_shows_the_rules_numbers_and_trains_the_file_through_launch(dashboard_store, tmp_path):
+    import shutil
+
+    store = tmp_path / "s.duckdb"
+    shutil.copyfile(dashboard_store["store"], store)
+    gid = dashboard_store["ids"]["gid"]
+    at = open_page(store, "lab.py", **{"lab-run": gid, "lab-rule": "ralora-pro", "lab-preset": "official",
+                                       "lab-other": "paper", "lab-r": 4})
+    stored = stored_analysis(Reader(store), gid)
+    plan = alloc.plan(alloc.Settings("ralora-pro", "official", r=4), stored.vectors, stored.shapes)
+    assert at.metric[0].value == f"{plan.params:,}" and at.metric[1].value == f"{plan.peft_params:,}"
+    assert len(at.get("plotly_chart")) == 1
+    at.button[0].click().run()  # Train this allocation
+    assert not at.exception
+    saved = Path(at.session_state["l-allocation"])
+    assert saved.parent == store.parent / "allocations" and json.loads(saved.read_text())["params"] == plan.params
+    assert at.session_state["l-method"] == "ralora-pro" and at.text_input(key="l-allocation").value == str(saved)
