@@ -69,7 +69,8 @@ def geometry(df: pd.DataFrame, **_) -> go.Figure:
     for c in have:
         s = spearman(df[c], df["gain"])
         interval = "" if np.isnan(s["lo"]) else f" [{s['lo']:.2f}, {s['hi']:.2f}]"
-        titles.append(f"ρ = {s['rho']:.2f}{interval}, n = {s['n']}")
+        rho = "ρ undefined (a constant or n < 3)" if np.isnan(s["rho"]) else f"ρ = {s['rho']:.2f}{interval}"
+        titles.append(f"{rho}, n = {s['n']}")
     fig = grid(1, len(have), titles)
     palette = colors(list(dict.fromkeys(df["label"])))
     for col, c in enumerate(have, start=1):

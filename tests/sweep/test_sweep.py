@@ -40,6 +40,12 @@ def test_a_sweep_writes_every_cell_once_and_a_rerun_adds_none(tmp_path):
                 if r["kind"] == "analysis"]
     assert len(analyses) == 1 and analyses[0]["sweep"] == sweep_id  # one GID analysis, shared
 
+    exported = geodiag("export", sweep_id, "--figure", "results", "--format", "svg", "--out", str(tmp_path / "ex"),
+                       "--store", store)
+    assert exported.returncode == 0, exported.stderr
+    table = (tmp_path / "ex" / f"results-{sweep_id}.csv").read_text().splitlines()
+    assert len(table) == 1 + 4 and (tmp_path / "ex" / f"results-{sweep_id}.svg").exists()  # a row per run
+
     again = geodiag(*args)
     assert again.returncode == 0 and again.stdout.split()[0] == sweep_id
     assert "0 run now, 4 already done" in again.stderr
