@@ -29,3 +29,20 @@ def test_allocate_then_train_the_file(tmp_path):
     assert run["method"] == "ralora-pro"  # the file's rule
     assert run["trainable_params"] == data["params"]  # the block-diagonal rule trains exactly what the file says
     assert run["config"]["allocation"] == str(out)
+
+
+def test_a_file_for_another_model_trains_nothing(tmp_path):
+    store = str(tmp_path / "s.duckdb")
+    assert geodiag("analyze", "gid", "--model", "tiny", "--gid-batches", "2", "--store", store).returncode == 0
+    gid = Reader(store).runs()["run_id"].iloc[0]
+    out = tmp_path / "a.json"
+    assert geodiag("allocate", gid, "--rule", "lora-gid", "--out", str(out), "--store", store).returncode == 0
+    data = json.loads(out.read_text())
+    data["model"], data["shapes"] = "smollm2", {m: [576, 576] for m in data["shapes"]}  # SmolLM2's q_proj shape
+    out.write_text(json.dumps(data))
+    before = len(Reader(store).runs())
+    bad = geodiag("train", "--model", "tiny", "--allocation", str(out), "--steps", "2", "--no-progress",
+                  "--store", store)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert "was made for smollm2, where model.layers.0.self_attn.q_proj is 576x576; in tiny it is 64x64" in bad.stderr
+    assert len(Reader(store).runs()) == before  # nothing written
