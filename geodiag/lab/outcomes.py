@@ -4,14 +4,12 @@ a sweep (or a run's sweep) holds. Torch-free: the Results page and `geodiag expo
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 
 from geodiag import names as n
 from geodiag.errors import GeodiagError
-from geodiag.store import Reader
+from geodiag.store import Reader, parsed_config
 
 RANKED = ("ralora", "ralora-pro", "lora-gid", "gelora", "eva")  # methods that record the allocation they used
 SUMMARIES = {  # column -> what it is, for the geometry vs outcome panel
@@ -57,7 +55,7 @@ def outcomes(reader: Reader, run_ids: list[str]) -> pd.DataFrame:
 
 
 def _row(rid: str, run: pd.Series, m: pd.DataFrame, analysis_gids: dict[str, dict[str, float]]) -> dict:
-    config = _config(run["config"])
+    config = parsed_config(run["config"])
     acc = _series(m, n.EVAL_ACCURACY)
     budget = config.get("budget") or {}
     trainable = None if pd.isna(run["trainable_params"]) else int(run["trainable_params"])
@@ -112,12 +110,3 @@ def _sweep_gids(reader: Reader, runs: pd.DataFrame, run_ids: list[str]) -> dict[
         g = reader.metric(rid, n.GID)
         out.setdefault(sweep, dict(zip(g["module"], g["value"], strict=True)))
     return out
-
-
-def _config(value) -> dict:
-    if isinstance(value, str) and value:
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            raise GeodiagError("A run's config in the store is not JSON; the store may be damaged.") from None
-    return value if isinstance(value, dict) else {}

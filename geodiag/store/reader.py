@@ -52,7 +52,7 @@ class Reader:
                              f"{self.path}` shows the run ids.")
         out = match.iloc[0].to_dict()
         cfg = out.get("config")
-        out["config"] = json.loads(cfg) if isinstance(cfg, str) and cfg else (cfg or {})
+        out["config"] = parsed_config(cfg)
         return out
 
     def metric(self, run_id: str, name: str) -> pd.DataFrame:
@@ -142,14 +142,15 @@ class Reader:
 def with_cell_columns(runs: pd.DataFrame) -> pd.DataFrame:
     """`sweep`, `seed` and `label` (what the Results page groups by: the sweep's label, else the method) read out
     of each run's config, beside the run columns."""
-    configs = [_parsed(c) for c in runs["config"]]
+    configs = [parsed_config(c) for c in runs["config"]]
     runs["sweep"] = [c.get("sweep") for c in configs]
     runs["seed"] = pd.array([c.get("seed") if isinstance(c.get("seed"), int) else None for c in configs], dtype="Int64")
     runs["label"] = [c.get("label") or m for c, m in zip(configs, runs["method"], strict=True)]
     return runs
 
 
-def _parsed(config) -> dict:
+def parsed_config(config) -> dict:
+    """A run's config as a dict, whether the table's JSON text or the spool's mapping ({} when unreadable)."""
     if isinstance(config, str) and config:
         try:
             return json.loads(config)

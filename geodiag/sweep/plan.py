@@ -137,17 +137,9 @@ def shared_analysis(spec: SweepSpec, kind: str, *, run: bool, progress: bool) ->
 
 def _finished_analysis(spec: SweepSpec, kind: str) -> str | None:
     try:
-        runs = Reader(spec.store).runs()
+        runs = Reader(spec.store).runs()  # newest first
     except GeodiagError:
         return None  # no store yet
-    for r in runs.itertuples():  # newest first
-        config = _config(r.config)
-        if r.kind == "analysis" and r.method == kind and r.status == "finished" and config.get("sweep") == spec.id:
-            return r.run_id
-    return None
-
-
-def _config(value) -> dict:
-    import json
-
-    return json.loads(value) if isinstance(value, str) and value else (value or {})
+    mine = runs[(runs["kind"] == "analysis") & (runs["method"] == kind) & (runs["status"] == "finished")
+                & (runs["sweep"] == spec.id)]
+    return None if mine.empty else str(mine["run_id"].iloc[0])

@@ -3,13 +3,12 @@ selection and filters."""
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import streamlit as st
 
 from geodiag import figures
 from geodiag.errors import GeodiagError
+from geodiag.store import parsed_config
 from geodiag.ui.data import load_runs
 
 FILTERS = ("method", "model", "task", "status")
@@ -76,6 +75,5 @@ def filtered(runs: pd.DataFrame) -> pd.DataFrame:
 
 def run_record(runs: pd.DataFrame, run_id: str) -> dict:
     rec = runs[runs["run_id"] == run_id].iloc[0].to_dict()
-    cfg = rec.get("config")
-    rec["config"] = json.loads(cfg) if isinstance(cfg, str) and cfg else (cfg if isinstance(cfg, dict) else {})
+    rec["config"] = parsed_config(rec.get("config"))
     return rec
