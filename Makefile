@@ -20,7 +20,7 @@ help:
 	@echo "make test   - set up .venv with dev tools, lint, run the test suite"
 	@echo "make bench  - run the benchmarks (ratios printed, JSON in bench/results/)"
 	@echo "make gpu-smoke - on a CUDA machine: 20 steps of every method on SmolLM2 in bf16, both analyses"
-	@echo "make sample-runs - rebuild sample_runs/geodiag.duckdb on the embedded model (~40 min on 2 cores)"
+	@echo "make sample-runs - rebuild sample_runs/geodiag.duckdb with geodiag sweep on the embedded model (hours on 2 cores; resumable)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

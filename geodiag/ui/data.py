@@ -48,5 +48,6 @@ def run_summary(store: str) -> pd.DataFrame:
     out["acc_before"] = out["run_id"].map(acc.first())
     out["acc_after"] = out["run_id"].map(acc.last())
     out["trainable_params"] = pd.to_numeric(runs["trainable_params"], errors="coerce").astype("Int64")
+    out["sweep"], out["seed"] = runs["sweep"], runs["seed"]
     out["started_at"], out["ended_at"] = runs["started_at"], runs["ended_at"]
     return out
