@@ -13,9 +13,17 @@ from geodiag.figures.style import PALETTE
 from geodiag.lab.outcomes import SUMMARIES
 from geodiag.lab.stats import pareto_front, per_method, spearman
 
+SHORT = {"gid_rank_ratio": "GID / rank", "erank": "ΔW effective rank", "angle_dw_grad": "ΔW–gradient angle (°)",
+         "coverage": "probe coverage"}  # axis titles; the table below the figure says each in full
+
 
 def colors(labels: list[str]) -> dict[str, str]:
     return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
+
+
+def symbols(labels: list[str]) -> dict[str, str]:
+    """A second cue once the eight colours repeat: the ninth method on is drawn with another marker."""
+    return {label: ("circle", "square", "triangle-up")[i // len(PALETTE) % 3] for i, label in enumerate(labels)}
 
 
 def results(df: pd.DataFrame, **_) -> go.Figure:
@@ -25,9 +33,9 @@ def results(df: pd.DataFrame, **_) -> go.Figure:
     if df.empty or df["accuracy"].isna().all():
         return empty_figure("no evaluated training runs: train with --eval-size > 0 (e.g. geodiag sweep)")
     fig = grid(1, 2, ["(a) accuracy at equal budget", "(b) held-out loss"])
-    palette = colors(list(dict.fromkeys(df["label"])))
+    order = list(dict.fromkeys(df["label"]))
     for col, value in ((1, "accuracy"), (2, "eval_loss")):
-        _panel(fig, df, value, col, palette)
+        _panel(fig, df, value, col, colors(order), symbols(order))
     span = df["params"].max() / max(df["params"].min(), 1)
     for col, yt in ((1, "exact-match accuracy"), (2, "held-out LM loss (answer tokens)")):
         fig.update_xaxes(title_text="trainable parameters", type="log" if span > 10 else "linear", row=1, col=col)
@@ -36,7 +44,8 @@ def results(df: pd.DataFrame, **_) -> go.Figure:
     return fig
 
 
-def _panel(fig: go.Figure, df: pd.DataFrame, value: str, col: int, palette: dict[str, str]) -> None:
+def _panel(fig: go.Figure, df: pd.DataFrame, value: str, col: int, palette: dict[str, str],
+           marks: dict[str, str]) -> None:
     if df[value].isna().all():
         note(fig, 1, col, f"no {value.replace('_', ' ')} recorded")
         return
@@ -44,12 +53,15 @@ def _panel(fig: go.Figure, df: pd.DataFrame, value: str, col: int, palette: dict
     for label, part in df.groupby("label", sort=False):
         m = means[means["label"] == label].iloc[0]
         fig.add_trace(go.Scatter(x=part["params"], y=part[value], mode="markers", name=label, legendgroup=label,
-                                 showlegend=False, opacity=0.45, marker={"size": 6, "color": palette[label]},
+                                 showlegend=False, opacity=0.45,
+                                 marker={"size": 6, "color": palette[label], "symbol": marks[label]},
                                  text=[f"{label} seed {s}" for s in part["seed"]]), row=1, col=col)
         fig.add_trace(go.Scatter(x=[m["params"]], y=[m["mean"]], mode="markers", name=f"{label} (n={m['n']})",
                                  legendgroup=label, showlegend=col == 1,
                                  error_y={"type": "data", "array": [0 if np.isnan(m["se"]) else m["se"]]},
-                                 marker={"size": 11, "color": palette[label], "symbol": "diamond"}), row=1, col=col)
+                                 marker={"size": 11, "color": palette[label],
+                                         "symbol": "diamond" if marks[label] == "circle" else marks[label]}),
+                      row=1, col=col)
     best = means.dropna(subset=["mean"])
     score = best["mean"] if value == "accuracy" else -best["mean"]  # less loss is better
     front = best[pareto_front(best["params"].to_numpy(), score.to_numpy())].sort_values("params")
@@ -72,12 +84,14 @@ def geometry(df: pd.DataFrame, **_) -> go.Figure:
         rho = "ρ undefined (a constant or n < 3)" if np.isnan(s["rho"]) else f"ρ = {s['rho']:.2f}{interval}"
         titles.append(f"{rho}, n = {s['n']}")
     fig = grid(1, len(have), titles)
-    palette = colors(list(dict.fromkeys(df["label"])))
+    order = list(dict.fromkeys(df["label"]))
+    palette, marks = colors(order), symbols(order)
     for col, c in enumerate(have, start=1):
         for label, part in df.groupby("label", sort=False):
             fig.add_trace(go.Scatter(x=part[c], y=part["gain"], mode="markers", name=label, legendgroup=label,
-                                     showlegend=col == 1, marker={"size": 8, "color": palette[label]},
+                                     showlegend=col == 1,
+                                     marker={"size": 8, "color": palette[label], "symbol": marks[label]},
                                      text=[f"{label} seed {s}" for s in part["seed"]]), row=1, col=col)
-        fig.update_xaxes(title_text=SUMMARIES[c], row=1, col=col)
+        fig.update_xaxes(title_text=SHORT[c], row=1, col=col)
         fig.update_yaxes(title_text="accuracy gain" if col == 1 else None, row=1, col=col)
     return fig
