@@ -27,13 +27,18 @@ class TrainConfig(Config):
     task: str = option(DEFAULT_TASK, "reasoning-gym task name")
     dataset: str | None = option(None, "local JSONL/CSV (prompt/response) or a `datasets` name; overrides task")
     steps: int = option(200, "optimiser steps")
-    lr: float = option(1e-4, "learning rate (ManifoldLoRA uses its own lr_factors/lr_gates/lr_temperature)")
+    lr: float = option(1e-4, "learning rate (a method with several parameter groups keeps their ratios to it, "
+                             "e.g. ManifoldLoRA's gate_lr_ratio)")
     batch_size: int = option(2, "examples per micro-batch")
     grad_accum: int = option(8, "micro-batches per optimiser step")
     max_length: int = option(128, "maximum tokens per example")
     record_every: int = option(10, "steps between diagnostic records")
-    eval_size: int = option(64, "held-out items for accuracy (0 disables evaluation)")
-    seed: int = option(0, "seed for data order, initialisation and splits")
+    eval_size: int = option(64, "test items for accuracy (0 disables evaluation)")
+    dev_size: int = option(128, "dev items, disjoint from the test items: a sweep selects learning rates on their "
+                                "accuracy (0: none)")
+    seed: int = option(0, "training seed: initialisation and data order")
+    data_seed: int = option(0, "seed that draws the train, dev and test items (the training seed does not change "
+                               "them, so runs pair on items)")
     store: str = option(DEFAULT_STORE, "DuckDB store file")
     allocation: str | None = option(None, "an allocation file from `geodiag allocate` (FILE.json): trains its ranks "
                                           "with its rule's method (ralora, ralora-pro, lora-gid or gelora)",
@@ -60,6 +65,15 @@ class TrainConfig(Config):
                                   group="advanced")
     intruders_epsilon: float = option(0.5, "a vector is an intruder when its largest |cos| with W's singular "
                                            "vectors is below this (peft's default)", group="advanced")
+    item_records: bool = option(True, "record every dev and test item's score at each evaluation (for paired "
+                                      "per-item statistics)", group="advanced")
+    forget_text: str | None = option(None, "a UTF-8 text file whose token loss before and after training measures "
+                                           "forgetting (default: the Python Language Reference prose the standard "
+                                           "library ships)", group="advanced")
+    forget_size: int = option(16, "windows of max_length tokens of the forgetting text (0: no forgetting measure)",
+                              group="advanced")
+    selection: dict = option({}, "the learning-rate selection a sweep ran this cell in: grid, selection seeds, "
+                                 "phase", group="file")
     eval_every: int = option(0, "steps between accuracy evaluations (0: only before and after)", group="advanced")
     train_size: int = option(2000, "training items generated for a reasoning-gym task", group="advanced")
     record_batch: int = option(12, "held-out examples in the fixed batch that activation metrics use (12 give "
@@ -91,7 +105,8 @@ class TrainConfig(Config):
         for name in ("steps", "batch_size", "grad_accum", "max_length", "record_every", "record_batch",
                      "max_new_tokens"):
             self.require(getattr(self, name) >= 1, name, "a positive integer")
-        for name in ("eval_every", "eval_size", "train_size", "record_gid_every", "subspace_k", "intruders_every"):
+        for name in ("eval_every", "eval_size", "dev_size", "train_size", "record_gid_every", "subspace_k",
+                     "intruders_every", "forget_size"):
             self.require(getattr(self, name) >= 0, name, "zero or positive")
         self.require(self.lr > 0, "lr", "positive")
         self.require(0 <= self.warmup < 1, "warmup", "a fraction in [0, 1)")

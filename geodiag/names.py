@@ -17,6 +17,17 @@ GRAD_NORM = "grad_norm"
 EVAL_ACCURACY = "eval/accuracy"
 EVAL_SCORE = "eval/score"
 EVAL_LOSS = "eval/loss"
+# the dev split a sweep selects learning rates on (the eval/ names are the test split's)
+DEV_ACCURACY = "dev/accuracy"
+DEV_SCORE = "dev/score"
+DEV_LOSS = "dev/loss"
+SPLIT_METRICS = {"test": (EVAL_ACCURACY, EVAL_SCORE, EVAL_LOSS), "dev": (DEV_ACCURACY, DEV_SCORE, DEV_LOSS)}
+# each evaluated item's exact match (0/1) and partial score: module = its split, idx = its stable position there
+ITEM_EXACT = "item/exact"
+ITEM_SCORE = "item/score"
+# mean token loss on general text that is not the task's, at step 0 (the base model) and at the end: forgetting
+# is the difference (Biderman et al. 2024, "LoRA Learns Less and Forgets Less")
+FORGET_LOSS = "forget/loss"
 
 # --- ManifoldLoRA gates and probes (ManifoldLoRA §3.1-3.3) ------------------------------------------------
 GATE_VALUE = "gate/value"

@@ -38,6 +38,7 @@ def dashboard_store(tmp_path_factory) -> dict:
     ids["ralora"] = train(TrainConfig(method="ralora", method_options={"r": 2, "from_analysis": ids["gid"]},
                                       **common), progress=False)
     ids["manifold"] = train(TrainConfig(method="manifold", subspace_k=2, lr=3e-2,
-                                        method_options={"r_div": 4, "probe_div": 8, "lr_factors": 3e-2}, **common),
+                                        method_options={"r_div": 4, "probe_div": 8, "gate_lr_ratio": 1 / 30,
+                                                        "temperature_lr_ratio": 1 / 30}, **common),
                             progress=False)
     return {"store": store, "ids": ids}

@@ -1,4 +1,4 @@
-"""Accuracy on held-out items: greedy answers scored by the task's own scorer."""
+"""Accuracy on held-out items: greedy answers scored by the task's own scorer, item by item."""
 
 from __future__ import annotations
 
@@ -31,9 +31,20 @@ def generate_answers(model, tokenizer, examples: list[Example], *, batch_size: i
     return out
 
 
+def item_scores(model, tokenizer, data: TaskData, split: str = "test", **kw) -> list[float]:
+    """The task scorer's score of each item of a split, in the split's order (1.0: exact match; some
+    reasoning-gym scorers give partial credit, e.g. for a near-miss number)."""
+    examples = data.split(split)
+    answers = generate_answers(model, tokenizer, examples, **kw)
+    return [data.score(a, ex) for a, ex in zip(answers, examples, strict=True)]
+
+
+def summary(scores: list[float]) -> tuple[float, float]:
+    """(exact-match accuracy, mean score) of a split's item scores."""
+    return sum(s >= 1.0 for s in scores) / len(scores), sum(scores) / len(scores)
+
+
 def evaluate(model, tokenizer, data: TaskData, **kw) -> dict[str, float]:
-    """Exact-match accuracy (items the task's own scorer gives full marks) and the mean score, which
-    includes the partial credit some reasoning-gym scorers give (e.g. a near-miss number)."""
-    answers = generate_answers(model, tokenizer, data.eval, **kw)
-    scores = [data.score(a, ex) for a, ex in zip(answers, data.eval, strict=True)]
-    return {EVAL_ACCURACY: sum(s >= 1.0 for s in scores) / len(scores), EVAL_SCORE: sum(scores) / len(scores)}
+    """Exact-match accuracy (items the task's own scorer gives full marks) and the mean score on the test split."""
+    accuracy, score = summary(item_scores(model, tokenizer, data, "test", **kw))
+    return {EVAL_ACCURACY: accuracy, EVAL_SCORE: score}

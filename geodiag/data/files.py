@@ -9,14 +9,16 @@ import random
 import re
 from pathlib import Path
 
-from geodiag.data.types import Example, TaskData
+from geodiag.data.types import Example, TaskData, disjoint
 from geodiag.errors import GeodiagError
 
 _FIELDS = (("prompt", "response"), ("question", "answer"), ("instruction", "output"), ("input", "output"))
 
 
-def load_file(path: str | Path, *, n_eval: int = 64, seed: int = 0) -> TaskData:
-    """JSONL or CSV with prompt/response fields (or question/answer, instruction/output)."""
+def load_file(path: str | Path, *, n_eval: int = 64, seed: int = 0, n_dev: int = 0) -> TaskData:
+    """JSONL or CSV with prompt/response fields (or question/answer, instruction/output), shuffled by the data
+    seed into test, dev and train splits with no prompt in two; in a small file the held-out splits shrink to
+    take at most a fifth of its distinct prompts together."""
     p = Path(path)
     if not p.exists():
         raise GeodiagError(f"There is no dataset file at {p}; give a JSONL or CSV file with prompt and "
@@ -29,9 +31,7 @@ def load_file(path: str | Path, *, n_eval: int = 64, seed: int = 0) -> TaskData:
     if not examples:
         raise GeodiagError(f"The dataset {p} has no usable rows; each needs a prompt and a response field "
                            f"(or {', '.join('/'.join(f) for f in _FIELDS[1:])}).")
-    random.Random(seed).shuffle(examples)
-    n_eval = min(n_eval, max(1, len(examples) // 5)) if len(examples) > 1 else 0
-    return TaskData(p.stem, examples[n_eval:] or examples, examples[:n_eval] or examples, exact_match)
+    return _split(p.stem, examples, n_eval, n_dev, seed)
 
 
 def load_hf_dataset(name: str, *, n_eval: int = 64, seed: int = 0) -> TaskData:
@@ -48,8 +48,19 @@ def load_hf_dataset(name: str, *, n_eval: int = 64, seed: int = 0) -> TaskData:
     examples = [ex for ex in (_example(dict(r)) for r in ds) if ex is not None]
     if not examples:
         raise GeodiagError(f"The dataset '{name}' has no rows with prompt/response fields.")
+    return _split(name, examples, n_eval, 0, seed)
+
+
+def _split(name: str, examples: list[Example], n_eval: int, n_dev: int, seed: int) -> TaskData:
+    """Shuffled by the data seed; test and dev take distinct prompts first, train keeps every other row."""
     random.Random(seed).shuffle(examples)
-    return TaskData(name, examples[n_eval:], examples[:n_eval], exact_match)
+    distinct = len({ex.prompt for ex in examples})
+    n_eval = min(n_eval, max(1, distinct // 5)) if distinct > 1 else 0
+    n_dev = min(n_dev, max(0, distinct // 5 - n_eval))  # the held-out splits take at most a fifth together
+    test, dev = disjoint([examples, examples], [n_eval, n_dev])
+    held_out = {ex.prompt for ex in test + dev}
+    train = [ex for ex in examples if ex.prompt not in held_out]
+    return TaskData(name, train or examples, test or examples, exact_match, dev)
 
 
 def _read_rows(p: Path) -> list[dict]:

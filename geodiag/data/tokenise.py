@@ -59,3 +59,24 @@ def batch_stream(encoded: list[dict], batch_size: int, pad_id: int, *, seed: int
                 yield collate([encoded[i] for i in order[start : start + batch_size]], pad_id)
             k += 1
         epoch += 1
+
+
+def text_windows(tokenizer, text: str, *, n: int, max_length: int, batch_size: int, what: str = "the text"
+                 ) -> list[dict[str, torch.Tensor]]:
+    """Up to n consecutive windows of max_length tokens of plain text (no chat template), every token labelled,
+    in batches of batch_size; fewer tokens than one batch of full windows is a sentence."""
+    need = n * max_length
+    ids: list[int] = []
+    for start in range(0, len(text), 8 * need):  # tokenise only as much of a long text as the windows take
+        ids += tokenizer(text[start: start + 8 * need], add_special_tokens=False)["input_ids"]
+        if len(ids) >= need:
+            break
+    if len(ids) < batch_size * max_length:
+        raise GeodiagError(f"{what} has {len(ids):,} tokens, fewer than one batch ({batch_size} x {max_length}); "
+                           "give a longer text, or lower --batch-size or --max-length.")
+    windows = [ids[k: k + max_length] for k in range(0, min(len(ids), need) - max_length + 1, max_length)]
+    out = []
+    for k in range(0, len(windows), batch_size):
+        x = torch.tensor(windows[k: k + batch_size])  # (b, max_length)
+        out.append({"input_ids": x, "attention_mask": torch.ones_like(x), "labels": x.clone()})
+    return out

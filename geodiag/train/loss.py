@@ -49,6 +49,21 @@ def held_out_loss(adapted: Adapted, loss: Callable[[Batch], torch.Tensor], batch
     return total / max(count, 1)
 
 
+@torch.no_grad()
+def text_loss(model: nn.Module, batches: list[Batch]) -> float:
+    """The model's own mean token loss over batches of plain text, weighted by their labelled positions, in eval
+    mode: the forgetting measure's "before", on the base model before any adapter is attached."""
+    was_training, total, count = model.training, 0.0, 0
+    model.eval()
+    try:
+        for batch in batches:
+            n = int((batch["labels"][:, 1:] != -100).sum())
+            total, count = total + float(full_loss(model, batch)) * n, count + n
+    finally:
+        model.train(was_training)
+    return total / max(count, 1)
+
+
 def full_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
     return model(**batch).loss
 

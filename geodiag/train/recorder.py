@@ -18,10 +18,10 @@ from tqdm.auto import tqdm
 from geodiag.collectors import Intruders, activation_rows, adapter_rows, gid_rows, initial_rows, subspace_rows
 from geodiag.config import TrainConfig
 from geodiag.data import TaskData
-from geodiag.data.evaluate import evaluate
+from geodiag.data.evaluate import item_scores, summary
 from geodiag.errors import GeodiagError
 from geodiag.methods.base import Adapted
-from geodiag.names import EVAL_LOSS, LOSS_LM, LR
+from geodiag.names import FORGET_LOSS, ITEM_EXACT, ITEM_SCORE, LOSS_LM, LR, SPLIT_METRICS
 from geodiag.records import row
 from geodiag.store import Writer
 from geodiag.train.loss import held_out_loss
@@ -39,7 +39,9 @@ class Recorder:
     run_id: str
     through_root: Callable[[Callable], object] = lambda fn: fn()  # Engine.through_root: forwards under FSDP
     loss: Callable[[dict], torch.Tensor] | None = None  # the training loss, for the held-out loss
-    eval_batches: list[dict[str, torch.Tensor]] = field(default_factory=list)  # the eval items, labelled
+    eval_batches: dict[str, list[dict[str, torch.Tensor]]] = field(default_factory=dict)  # split -> labelled items
+    forget_batches: list[dict[str, torch.Tensor]] = field(default_factory=list)  # the forgetting text's windows
+    forget_before: float | None = None  # the base model's loss on them
     t0: float = field(default_factory=time.monotonic)
     rows: list[dict] = field(default_factory=list)
     bar: tqdm | None = None
@@ -62,6 +64,8 @@ class Recorder:
         """The allocation an allocation-driven method was built with, and its parameter budget; W's singular
         vectors for the intruder count, before training changes anything."""
         self.rows += initial_rows(self.adapted)
+        if self.forget_before is not None:
+            self.rows.append(row(0, self.wall(), FORGET_LOSS, self.forget_before))
         if self.intruders:
             self.intruders.start(self.adapted)
 
@@ -91,13 +95,26 @@ class Recorder:
         self.flush()
 
     def evaluate(self, step: int) -> None:
-        if self.cfg.eval_size:
-            scores = self.through_root(lambda: evaluate(self.adapted.model, self.tokenizer, self.eval_data,
-                                                        max_new_tokens=self.cfg.max_new_tokens))
-            self.rows += [row(step, self.wall(), name, value) for name, value in scores.items()]
-        if self.loss and self.eval_batches:
-            held_out = self.through_root(lambda: held_out_loss(self.adapted, self.loss, self.eval_batches))
-            self.rows.append(row(step, self.wall(), EVAL_LOSS, held_out))
+        """Accuracy, mean score and held-out loss on the test and dev splits (each item's score too, keyed by its
+        position in the split); at the end, the loss on the forgetting text."""
+        for split, (accuracy, score, loss) in SPLIT_METRICS.items():
+            items = self.eval_data.split(split)
+            if items:
+                scores = self.through_root(lambda s=split: item_scores(self.adapted.model, self.tokenizer,
+                                                                       self.eval_data, s,
+                                                                       max_new_tokens=self.cfg.max_new_tokens))
+                wall = self.wall()
+                self.rows += [row(step, wall, name, v) for name, v in zip((accuracy, score), summary(scores))]
+                if self.cfg.item_records:
+                    self.rows += [row(step, wall, name, v, module=split, idx=k) for k, s in enumerate(scores)
+                                  for name, v in ((ITEM_EXACT, float(s >= 1.0)), (ITEM_SCORE, s))]
+            if self.loss and self.eval_batches.get(split):
+                held_out = self.through_root(lambda s=split: held_out_loss(self.adapted, self.loss,
+                                                                           self.eval_batches[s]))
+                self.rows.append(row(step, self.wall(), loss, held_out))
+        if step == self.cfg.steps and self.loss and self.forget_batches:
+            after = self.through_root(lambda: held_out_loss(self.adapted, self.loss, self.forget_batches))
+            self.rows.append(row(step, self.wall(), FORGET_LOSS, after))
 
     def flush(self) -> None:
         if self.rows and self.writer:

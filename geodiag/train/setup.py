@@ -20,14 +20,15 @@ from geodiag.allocation import AllocationFile, read_allocation
 from geodiag.analysis import StoredOrMeasured
 from geodiag.config import TrainConfig
 from geodiag.data import TaskData, load_data
-from geodiag.data.tokenise import batch_stream, collate, encode
+from geodiag.data.forget import forget_text
+from geodiag.data.tokenise import batch_stream, collate, encode, text_windows
 from geodiag.errors import GeodiagError
 from geodiag.methods.base import Adapted
 from geodiag.models import LoadedModel, hidden_size, linear_modules, load_model, module_shapes
 from geodiag.models.placement import pick_dtype, start_accelerator
 from geodiag.store import Writer
 from geodiag.train.engine import Engine, StepModule, prepare
-from geodiag.train.loss import lm_loss
+from geodiag.train.loss import lm_loss, text_loss
 from geodiag.train.recorder import NullRecorder, Recorder
 
 
@@ -61,8 +62,11 @@ def setup(cfg: TrainConfig, *, progress: bool = True) -> Run:
     lm = load_model(cfg.model, trust_remote_code=cfg.trust_remote_code, dtype=pick_dtype(cfg.dtype, device),
                     seed=cfg.seed)
     data = load_data(cfg.task, cfg.dataset, n_train=cfg.train_size, n_eval=max(cfg.eval_size, cfg.record_batch),
-                     seed=cfg.seed, options=cfg.task_options)
+                     seed=cfg.data_seed, options=cfg.task_options, n_dev=cfg.dev_size)
     model, tok = lm.model.to(device).train(), lm.tokenizer
+    forget = forgetting_text(cfg, tok, device)
+    # the base model's loss on it, before any adapter exists (rank 0 records it; nothing is sharded yet)
+    forget_before = text_loss(model, forget[1]) if forget and rank == 0 else None
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     encoded = [encode(tok, ex, cfg.max_length) for ex in data.train]
@@ -77,9 +81,25 @@ def setup(cfg: TrainConfig, *, progress: bool = True) -> Run:
     if rank != 0 and not engine.sharded:  # nothing to record, and no collective to take part in
         run.recorder = NullRecorder(cfg)
     else:
-        run.recorder = make_recorder(run, lm, data, {"lm_head": lm_head}, progress=progress)
+        extra = {"lm_head": lm_head, "splits": {"test": len(data.eval[: cfg.eval_size]), "dev": len(data.dev)},
+                 **({"forget_text": forget[0]} if forget else {})}
+        run.recorder = make_recorder(run, lm, data, extra, progress=progress)
         run.recorder.loss = loss
+        if forget:
+            run.recorder.forget_batches, run.recorder.forget_before = forget[1], forget_before
     return run
+
+
+def forgetting_text(cfg: TrainConfig, tok, device: torch.device) -> tuple[dict, list[dict]] | None:
+    """(what the text is, its batches on the device) for the forgetting measure, or None when it is off."""
+    if not cfg.forget_size:
+        return None
+    text = forget_text(cfg.forget_text)
+    what = f"The forgetting text {cfg.forget_text}" if cfg.forget_text else "The default forgetting text"
+    batches = text_windows(tok, text.text, n=cfg.forget_size, max_length=cfg.max_length,
+                           batch_size=cfg.batch_size, what=what)
+    tokens = sum(int(b["input_ids"].numel()) for b in batches)
+    return {"source": text.source, "sha1": text.sha, "tokens": tokens}, [to_device(b, device) for b in batches]
 
 
 def make_recorder(run: Run, lm: LoadedModel, data: TaskData, extra: dict, *, progress: bool) -> Recorder:
@@ -88,7 +108,7 @@ def make_recorder(run: Run, lm: LoadedModel, data: TaskData, extra: dict, *, pro
     cfg, adapted, engine, tok = run.cfg, run.adapted, run.engine, lm.tokenizer
     record_batch = to_device(collate([encode(tok, ex, cfg.max_length) for ex in data.eval[: cfg.record_batch]],
                                      tok.pad_token_id), run.device)
-    eval_data = type(data)(data.name, data.train, data.eval[: cfg.eval_size], data.score)
+    eval_data = type(data)(data.name, data.train, data.eval[: cfg.eval_size], data.score, data.dev)
     writer = Writer(cfg.store) if engine.rank == 0 else None
     run_id = writer.create_run(
         name=cfg.name(), kind="train", method=adapted.method, model=cfg.model, task=data.name,
@@ -99,10 +119,14 @@ def make_recorder(run: Run, lm: LoadedModel, data: TaskData, extra: dict, *, pro
     if progress and writer:
         tqdm.write(f"run {run_id}  ({adapted.method} on {cfg.model}, {adapted.trainable_parameters():,} trainable "
                    f"parameters, {engine.strategy}) -> {cfg.store}", file=sys.stderr)
-    held_out = [to_device(collate([encode(tok, ex, cfg.max_length) for ex in eval_data.eval[i: i + 16]],
-                                  tok.pad_token_id), run.device) for i in range(0, len(eval_data.eval), 16)]
+
+    def labelled(split: str) -> list[dict]:
+        items = eval_data.split(split)
+        return [to_device(collate([encode(tok, ex, cfg.max_length) for ex in items[i: i + 16]], tok.pad_token_id),
+                          run.device) for i in range(0, len(items), 16)]
+
     return Recorder(cfg, adapted, tok, record_batch, eval_data, writer, run_id, through_root=engine.through_root,
-                    eval_batches=held_out)
+                    eval_batches={"test": labelled("test"), "dev": labelled("dev")})
 
 
 def build_method(cfg: TrainConfig, model: nn.Module, encoded: list[dict], pad_id: int, device: torch.device, *,

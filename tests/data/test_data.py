@@ -28,6 +28,31 @@ def test_reasoning_gym_splits_are_seeded_and_disjoint():
         D.load_task("no_such_task")
 
 
+def test_train_dev_and_test_are_disjoint_and_test_items_keep_their_positions():
+    big = D.load_task("basic_arithmetic", n_train=400, n_eval=64, n_dev=32, seed=0)
+    splits = [{e.prompt for e in part} for part in (big.train, big.dev, big.eval)]
+    assert len(splits[1]) == 32 and len(splits[2]) == 64  # distinct prompts inside a split too
+    assert not splits[0] & splits[1] and not splits[0] & splits[2] and not splits[1] & splits[2]
+    # test item k is the same item whatever the other sizes: it is what the store keys per-item scores by
+    small = D.load_task("basic_arithmetic", n_train=50, n_eval=16, n_dev=0, seed=0)
+    assert [e.prompt for e in small.eval] == [e.prompt for e in big.eval[:16]]
+    assert [e.prompt for e in D.load_task("basic_arithmetic", n_train=50, n_eval=16, seed=1).eval] != \
+        [e.prompt for e in small.eval]  # another data seed, other items
+    with pytest.raises(GeodiagError, match=r"supplied \d+ test and \d+ dev items with distinct prompts, fewer than"):
+        D.load_task("basic_arithmetic", n_train=50, n_eval=100, n_dev=100, seed=0,
+                    options={"max_digits": 1, "operators": ["+"]})
+
+
+def test_a_file_splits_into_disjoint_test_dev_and_train_by_the_data_seed(tmp_path):
+    rows = [{"prompt": f"q{i % 40}", "response": f"a{i % 40}"} for i in range(100)]  # 40 distinct prompts
+    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    data = D.load_data(dataset=str(tmp_path / "d.jsonl"), n_eval=3, n_dev=9, seed=3)
+    test, dev, train = ({e.prompt for e in part} for part in (data.eval, data.dev, data.train))
+    assert len(test) == len(data.eval) == 3 and len(dev) == 5  # held out: a fifth of 40 prompts at most
+    assert not test & dev and not (test | dev) & train
+    assert len(data.train) == sum(r["prompt"] not in test | dev for r in rows)  # train keeps every other row
+
+
 def test_loss_mask_covers_only_the_answer(tok):
     ex = D.Example("Calculate 2 + 3.", "5")
     enc = encode(tok, ex, 128)

@@ -185,3 +185,17 @@ def test_adalora_orthogonality_term_equals_peft_regulariser(tokenizer):
     cfg.orth_reg_weight = 0.0
     assert weight == 0.5 and float(value.detach()) > 0
     assert with_reg - plain == pytest.approx(weight * float(value.detach()), rel=1e-5)
+
+
+@pytest.mark.parametrize("method, options", [("manifold", {"r_div": 4, "gate_lr_ratio": 3.0}), ("lora", {"r": 2}),
+                                             ("dora", {"r": 2}), ("adalora", {"init_r": 3, "target_r": 2}),
+                                             ("full", {})])
+def test_the_run_learning_rate_moves_every_parameter_group_keeping_their_ratios(tokenizer, method, options):
+    adapted = build(method, fresh(tokenizer), options)
+    low, high = adapted.param_groups(1e-4, 0.0), adapted.param_groups(3e-3, 0.0)
+    assert [g["name"] for g in low] == [g["name"] for g in high]
+    for a, b in zip(low, high, strict=True):  # no group keeps a rate of its own: a learning-rate sweep sweeps all
+        assert b["lr"] == pytest.approx(30 * a["lr"])
+    if method == "manifold":  # ManifoldLoRA §4.1's three groups, the gates at their ratio to the factors
+        rates = {g["name"]: g["lr"] for g in low}
+        assert rates["factors"] == 1e-4 and rates["gates"] == pytest.approx(3e-4) and rates["temperature"] == 1e-3

@@ -37,7 +37,7 @@ def dense_update(method: str, folder) -> dict[str, torch.Tensor]:
     return out
 
 
-@pytest.mark.parametrize("method, options", [("lora", {"r": 4}), ("manifold", {"r_div": 4, "lr_factors": 1e-2})])
+@pytest.mark.parametrize("method, options", [("lora", {"r": 4}), ("manifold", {"r_div": 4, "gate_lr_ratio": 0.1})])
 def test_bfloat16_base_float32_adapters_and_the_saved_adapters_spectra(tmp_path, method, options):
     data = tmp_path / "d.jsonl"
     data.write_text("\n".join(json.dumps({"prompt": f"What is {a} plus {a}?", "response": str(2 * a)})

@@ -54,7 +54,7 @@ def assert_same_adapter(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) 
 @pytest.mark.parametrize("method, options", [
     ("lora", {"r": 4}),
     # aux losses, probes, PCA statistics summed over the ranks: the whole of ManifoldLoRA under DDP
-    ("manifold", {"r_div": 4, "probe_mode": "pca", "pca_every": 2, "lr_factors": 1e-2}),
+    ("manifold", {"r_div": 4, "probe_mode": "pca", "pca_every": 2}),
 ])
 def test_two_processes_equal_one_process_on_the_same_global_batch(tmp_path, data, method, options):
     one, two = tmp_path / "one", tmp_path / "two"

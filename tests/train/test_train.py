@@ -44,8 +44,8 @@ def first_last(df, k=3):
 @pytest.fixture(scope="module")
 def manifold_run(tmp_path_factory, fixed_batch_data):
     tmp = tmp_path_factory.mktemp("manifold")
-    cfg = tiny_config(tmp, fixed_batch_data, method="manifold",
-                      method_options={"r_div": 4, "probe_div": 8, "lr_factors": 3e-2, "lr_gates": 3e-2})
+    cfg = tiny_config(tmp, fixed_batch_data, method="manifold", lr=3e-2,
+                      method_options={"r_div": 4, "probe_div": 8, "gate_lr_ratio": 1.0, "temperature_lr_ratio": 1 / 30})
     return cfg, train(cfg, progress=False)
 
 
@@ -107,11 +107,11 @@ def test_base_weights_are_bit_identical_after_training(tmp_path, fixed_batch_dat
     cfg = tiny_config(tmp_path, fixed_batch_data, method="manifold")
     lm = load_model("tiny")
     before = {k: v.clone() for k, v in lm.model.state_dict().items()}
-    adapted = methods.build("manifold", lm.model, {"r_div": 4, "lr_factors": 1e-1})
+    adapted = methods.build("manifold", lm.model, {"r_div": 4})
     data = load_data(dataset=fixed_batch_data)
     stream = batch_stream([encode(lm.tokenizer, ex, 64) for ex in data.train], 5, lm.tokenizer.pad_token_id)
     engine, opt = prepare(start_accelerator("cpu"), StepModule(adapted, partial(labelled_loss, lm.model)), adapted,
-                          make_optimizer=lambda: torch.optim.AdamW(adapted.param_groups(1e-2, 0.01)), fsdp=False)
+                          make_optimizer=lambda: torch.optim.AdamW(adapted.param_groups(1e-1, 0.01)), fsdp=False)
     for step in range(1, 6):
         train_step(Run(cfg, adapted, stream, opt, engine), step)
         opt.zero_grad()
@@ -166,3 +166,50 @@ def test_empty_dataset_file_is_a_clear_error(tmp_path):
     empty.write_text("")
     out = geodiag("train", "--model", "tiny", "--dataset", str(empty), "--store", str(tmp_path / "s.duckdb"))
     assert out.returncode == 2 and "has no usable rows" in out.stderr
+
+
+def test_items_dev_and_forgetting_are_recorded_and_agree_with_their_summaries(tmp_path):
+    """Every dev and test item's score before and after, the split means equal to them, and the forgetting text's
+    loss at step 0 equal to the base model's own mean token loss on it, computed here by hand."""
+    import torch.nn.functional as F
+
+    from geodiag.data.forget import forget_text
+    from geodiag.data.tokenise import text_windows
+    from geodiag.models import load_model
+
+    cfg = TrainConfig(model="tiny", method="lora", steps=2, record_every=2, eval_size=6, dev_size=4, train_size=64,
+                      max_new_tokens=2, forget_size=3, max_length=32, batch_size=2, grad_accum=1,
+                      store=str(tmp_path / "s.duckdb"), seed=5)
+    rid = train(cfg, progress=False)
+    reader = Reader(cfg.store)
+    m = reader.metrics([rid], ["item/exact", "item/score", "eval/accuracy", "dev/accuracy", "dev/loss",
+                               "forget/loss"])
+    for step in (0, 2):
+        for split, n, acc in (("test", 6, "eval/accuracy"), ("dev", 4, "dev/accuracy")):
+            items = m[(m["name"] == "item/exact") & (m["module"] == split) & (m["step"] == step)]
+            assert sorted(items["idx"]) == list(range(n))
+            assert items["value"].mean() == pytest.approx(m[(m["name"] == acc) & (m["step"] == step)]["value"].item())
+    assert set(m[m["name"] == "dev/loss"]["step"]) == {0, 2}
+
+    lm = load_model("tiny", seed=5)  # the run's base model, before any adapter
+    batches = text_windows(lm.tokenizer, forget_text().text, n=3, max_length=32, batch_size=2)
+    with torch.no_grad():
+        logits = [lm.model(input_ids=b["input_ids"]).logits[:, :-1] for b in batches]  # (b, 31, V)
+        losses = torch.cat([F.cross_entropy(x.flatten(0, 1), b["input_ids"][:, 1:].flatten(), reduction="none")
+                            for x, b in zip(logits, batches, strict=True)])
+    forget = m[m["name"] == "forget/loss"].set_index("step")["value"]
+    assert sorted(forget.index) == [0, 2] and forget[0] == pytest.approx(float(losses.mean()), rel=1e-5)
+    assert reader.run(rid)["config"]["forget_text"]["tokens"] == 3 * 32
+
+
+@pytest.mark.parametrize("content, says", [(None, "There is no forgetting text at"), ("", "is empty"),
+                                           ("just a few words", "fewer than one batch")])
+def test_a_bad_forgetting_text_is_one_sentence_and_writes_nothing(tmp_path, content, says):
+    text = tmp_path / "forget.txt"
+    if content is not None:
+        text.write_text(content)
+    store = tmp_path / "s.duckdb"
+    out = geodiag("train", "--model", "tiny", "--method", "lora", "--steps", "1", "--forget-text", str(text),
+                  "--store", str(store), "--no-progress")
+    assert out.returncode == 2 and says in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and not store.exists()

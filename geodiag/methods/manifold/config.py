@@ -20,9 +20,10 @@ class ManifoldConfig(MethodConfig):
     probe_div: int = option(32, "probe divisor: p = floor(hidden / probe_div)")
     lambda_s: float = option(LAMBDA_S, "sparsity loss weight (ManifoldLoRA App. A: 0.03-0.10 prunes)")
     lambda_a: float = option(LAMBDA_A, "alignment loss weight")
-    lr_factors: float = option(1e-4, "learning rate of A, B and the probe bases")
-    lr_gates: float = option(1e-3, "learning rate of the gate logits")
-    lr_temperature: float = option(1e-3, "learning rate of the log-temperatures")
+    gate_lr_ratio: float = option(10.0, "learning rate of the gate logits over --lr, the rate of A, B and the "
+                                        "probe bases (the paper: 1e-3 / 1e-4)")
+    temperature_lr_ratio: float = option(10.0, "learning rate of the log-temperatures over --lr (the paper: "
+                                               "1e-3 / 1e-4)")
     probe_mode: str = option("learned", "'learned' (the paper) or 'pca': Q = top principal directions of the "
                              "projection inputs, refreshed every pca_every steps", choices=("learned", "pca"))
     pca_every: int = option(25, "steps between PCA probe refreshes (probe_mode=pca)", group="advanced")
@@ -39,6 +40,8 @@ class ManifoldConfig(MethodConfig):
         self.require(self.r_div >= 1, "r_div", "a positive integer")
         self.require(self.probe_div >= 1, "probe_div", "a positive integer")
         self.require(self.T0 > 0, "T0", "positive")
+        self.require(self.gate_lr_ratio > 0, "gate_lr_ratio", "positive")
+        self.require(self.temperature_lr_ratio > 0, "temperature_lr_ratio", "positive")
         self.require(self.lambda_s >= 0, "lambda_s", "non-negative")
         self.require(self.lambda_a >= 0, "lambda_a", "non-negative")
         self.require(0 <= self.lambda_a_warmup <= 1, "lambda_a_warmup", "a fraction in [0, 1]")

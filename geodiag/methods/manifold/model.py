@@ -175,12 +175,13 @@ class ManifoldAdapted(HookAdapted):
             self.refresh_pca()
 
     def param_groups(self, lr: float, weight_decay: float) -> list[dict]:
-        """ManifoldLoRA §4.1: factors and probe bases, gate logits and log-temperatures at their own rates."""
+        """ManifoldLoRA §4.1: factors and probe bases at the run's rate, gate logits and log-temperatures at their
+        ratios to it (the paper's 1e-4, 1e-3, 1e-3 at --lr 1e-4), so a learning-rate sweep moves all three."""
         cfg = self.config
         groups = {"factors": [], "gates": [], "temperature": []}
         for pname, param in self._trainable_named():
             groups[{"gamma": "gates", "tau": "temperature"}.get(pname.rsplit(".", 1)[-1], "factors")].append(param)
-        rates = {"factors": cfg.lr_factors, "gates": cfg.lr_gates, "temperature": cfg.lr_temperature}
+        rates = {"factors": lr, "gates": lr * cfg.gate_lr_ratio, "temperature": lr * cfg.temperature_lr_ratio}
         return [{"params": ps, "lr": rates[k], "weight_decay": weight_decay, "name": k} for k, ps in groups.items()]
 
     def _trainable_named(self):
