@@ -97,24 +97,25 @@ class Recorder:
     def evaluate(self, step: int) -> None:
         """Accuracy, mean score and held-out loss on the test and dev splits (each item's score too, keyed by its
         position in the split); at the end, the loss on the forgetting text."""
-        for split, (accuracy, score, loss) in SPLIT_METRICS.items():
-            items = self.eval_data.split(split)
-            if items:
-                scores = self.through_root(lambda s=split: item_scores(self.adapted.model, self.tokenizer,
-                                                                       self.eval_data, s,
-                                                                       max_new_tokens=self.cfg.max_new_tokens))
-                wall = self.wall()
-                self.rows += [row(step, wall, name, v) for name, v in zip((accuracy, score), summary(scores))]
-                if self.cfg.item_records:
-                    self.rows += [row(step, wall, name, v, module=split, idx=k) for k, s in enumerate(scores)
-                                  for name, v in ((ITEM_EXACT, float(s >= 1.0)), (ITEM_SCORE, s))]
-            if self.loss and self.eval_batches.get(split):
-                held_out = self.through_root(lambda s=split: held_out_loss(self.adapted, self.loss,
-                                                                           self.eval_batches[s]))
-                self.rows.append(row(step, self.wall(), loss, held_out))
+        for split in SPLIT_METRICS:
+            self._evaluate_split(step, split)
         if step == self.cfg.steps and self.loss and self.forget_batches:
             after = self.through_root(lambda: held_out_loss(self.adapted, self.loss, self.forget_batches))
             self.rows.append(row(step, self.wall(), FORGET_LOSS, after))
+
+    def _evaluate_split(self, step: int, split: str) -> None:
+        accuracy, score, loss = SPLIT_METRICS[split]
+        if self.eval_data.split(split):
+            scores = self.through_root(lambda: item_scores(self.adapted.model, self.tokenizer, self.eval_data, split,
+                                                           max_new_tokens=self.cfg.max_new_tokens))
+            wall, (acc, mean) = self.wall(), summary(scores)
+            self.rows += [row(step, wall, accuracy, acc), row(step, wall, score, mean)]
+            if self.cfg.item_records:
+                self.rows += [row(step, wall, name, v, module=split, idx=k) for k, s in enumerate(scores)
+                              for name, v in ((ITEM_EXACT, float(s >= 1.0)), (ITEM_SCORE, s))]
+        if self.loss and self.eval_batches.get(split):
+            held_out = self.through_root(lambda: held_out_loss(self.adapted, self.loss, self.eval_batches[split]))
+            self.rows.append(row(step, self.wall(), loss, held_out))
 
     def flush(self) -> None:
         if self.rows and self.writer:
