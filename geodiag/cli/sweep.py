@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 
 from geodiag.cli.flags import add_options, describe, given
 from geodiag.cli.train import key_values, method_specs
 from geodiag.config import TrainConfig, read_mapping
 from geodiag.errors import GeodiagError
 from geodiag.options import schema
-from geodiag.sweep import PER_CELL, emit, from_mapping, resolve, run_cells
+from geodiag.sweep import FINAL, PER_CELL, SELECT, Outcome, emit, from_mapping, resolve, run_cells
 
 
 def add_parser(sub) -> None:
@@ -29,6 +30,11 @@ def add_parser(sub) -> None:
     own.add_argument("--budget", help="lora-r=N: size every method to LoRA's parameter count at rank N on the same "
                                       "modules")
     own.add_argument("--workers", type=int, help="cells run at once, each a process (default: 1)")
+    own.add_argument("--lr-grid", help="learning rates to select among on the dev items, e.g. 1e-4,3e-4,1e-3,3e-3: "
+                                       "every label trains at each on the selection seeds, then its other seeds at "
+                                       "the best (per label in the file: lr_grid)")
+    own.add_argument("--select-seeds", help="comma-separated seeds the selection trains at every grid value "
+                                            "(default: the first seed)")
     own.add_argument("--name", help="the sweep id (default: sweep-<hash of its options>)")
     own.add_argument("--emit", nargs=2, metavar=("slurm", "DIR"), help="write Slurm scripts into DIR instead of "
                                                                        "running")
@@ -63,11 +69,25 @@ def run(args: argparse.Namespace) -> int:
     if args.plan:
         _print_plan(resolved, cells)
         return 0
-    chosen = cells if args.cell is None else [cells[args.cell]]
-    outcome = run_cells(resolved, chosen, workers=args.workers or spec.workers, progress=progress)
+    outcome = _run(resolved, cells if args.cell is None else [cells[args.cell]], args.workers or spec.workers,
+                   progress, single=args.cell is not None)
     print(f"sweep {spec.id}: {len(outcome.finished)} run now, {len(outcome.skipped)} already done or running, "
           f"{len(outcome.failed)} failed; `geodiag runs list --store {spec.store}` lists them.", file=sys.stderr)
     return 1 if outcome.failed else 0
+
+
+def _run(resolved, cells, workers: int, progress: bool, *, single: bool) -> Outcome:
+    """The selection cells, then the final cells at the rates the selection chose."""
+    outcome = run_cells(resolved, [c for c in cells if c.phase == SELECT], workers=workers, progress=progress)
+    final, blocked = resolved.finalise([c for c in cells if c.phase == FINAL])
+    if single and blocked:
+        raise GeodiagError(f"{next(iter(blocked.values()))}; run the selection cells first (Slurm: the selection "
+                           "array).")
+    run_cells(resolved, final, workers=workers, progress=progress, outcome=outcome)
+    for cell, why in blocked.items():
+        outcome.failed[cell] = why
+        print(f"{cell} not run: {why}.", file=sys.stderr)
+    return outcome
 
 
 def _values(args: argparse.Namespace) -> dict:
@@ -77,7 +97,7 @@ def _values(args: argparse.Namespace) -> dict:
                                 **given(args, method_specs().values(), dest_prefix="m_")}
     if args.task_option:
         values["task_options"] = {**(values.get("task_options") or {}), **key_values(args.task_option)}
-    for key in ("methods", "seeds", "budget", "name", "workers"):
+    for key in ("methods", "seeds", "budget", "name", "workers", "lr_grid", "select_seeds"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
     return values
@@ -88,16 +108,27 @@ def _emit(spec, emit_args: list[str], n_cells: int) -> int:
     if kind != "slurm":
         raise GeodiagError(f"--emit writes Slurm scripts: use --emit slurm DIR, not {kind!r}.")
     resolve(spec, run_analyses=False, check_only=True)  # a bad budget or model is a sentence before anything is written
-    for path in emit(spec, directory, n_cells, analyses=spec.needs_analyses):
+    n_select = sum(c.phase == SELECT for c in spec.cells())
+    for path in emit(spec, directory, n_cells, analyses=spec.needs_analyses, n_select=n_select):
         print(path)
     return 0
 
 
 def _print_plan(resolved, cells) -> None:
-    target = resolved.target
-    print(f"{'cell':>4}  {'label':<12} {'seed':>4}  {'params':>10}  {'vs budget':>9}  options")
+    """Every cell with its phase, rate, size and options; then the run count of each phase."""
+    target, choices = resolved.target, resolved.choices()
+    print(f"{'cell':>4}  {'phase':<6} {'label':<12} {'seed':>4}  {'lr':>9}  {'params':>10}  {'vs budget':>9}  options")
     for c in cells:
         sized = resolved.sizes.get(c.label)
         ratio = f"{sized.params / target:9.3f}" if sized and target else f"{'-':>9}"
-        opts = resolved.config(c)["method_options"]
-        print(f"{c.index:>4}  {c.label:<12} {c.seed:>4}  {sized.params if sized else '-':>10}  {ratio}  {opts}")
+        chosen = choices[c.label].lr if c.chosen_later else c.lr
+        lr = "chosen" if chosen is None else f"{chosen:g}"
+        opts = resolved.config(replace(c, lr=chosen or 0.0))["method_options"]
+        print(f"{c.index:>4}  {c.phase:<6} {c.label:<12} {c.seed:>4}  {lr:>9}  {sized.params if sized else '-':>10}  "
+              f"{ratio}  {opts}")
+    n_select = sum(c.phase == SELECT for c in cells)
+    if n_select:
+        print(f"{n_select} selection runs (each label at every grid value on its selection seeds), then "
+              f"{len(cells) - n_select} final runs at the chosen rates: {len(cells)} runs.")
+    else:
+        print(f"{len(cells)} runs.")

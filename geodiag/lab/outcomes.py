@@ -40,6 +40,21 @@ def sweep_run_ids(reader: Reader, sweep_or_run: str) -> list[str]:
     return [sweep_or_run]
 
 
+def sweep_of(reader: Reader, sweep_or_run: str) -> str:
+    """The sweep id, given it or the id of one of its runs; a sentence for anything else."""
+    runs = reader.runs()
+    if sweep_or_run in set(runs["sweep"].dropna()):
+        return sweep_or_run
+    if sweep_or_run not in set(runs["run_id"]):
+        raise GeodiagError(f"There is no sweep or run '{sweep_or_run}' in {reader.path}; `geodiag runs list --store "
+                           f"{reader.path}` shows both.")
+    sweep = reader.run(sweep_or_run).get("sweep")
+    if not sweep:
+        raise GeodiagError(f"Run {sweep_or_run} is not part of a sweep; give a sweep id (`geodiag runs list` shows "
+                           "them).")
+    return sweep
+
+
 def outcomes(reader: Reader, run_ids: list[str]) -> pd.DataFrame:
     """One row per run (COLUMNS), in the order given."""
     runs = reader.runs().set_index("run_id")

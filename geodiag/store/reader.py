@@ -140,12 +140,13 @@ class Reader:
 
 
 def with_cell_columns(runs: pd.DataFrame) -> pd.DataFrame:
-    """`sweep`, `seed` and `label` (what the Results page groups by: the sweep's label, else the method) read out
-    of each run's config, beside the run columns."""
+    """`sweep`, `seed`, `label` (what the Results page groups by: the sweep's label, else the method) and `lr`
+    read out of each run's config, beside the run columns."""
     configs = [parsed_config(c) for c in runs["config"]]
     runs["sweep"] = [c.get("sweep") for c in configs]
     runs["seed"] = pd.array([c.get("seed") if isinstance(c.get("seed"), int) else None for c in configs], dtype="Int64")
     runs["label"] = [c.get("label") or m for c, m in zip(configs, runs["method"], strict=True)]
+    runs["lr"] = [float(c["lr"]) if isinstance(c.get("lr"), int | float) else None for c in configs]
     return runs
 
 

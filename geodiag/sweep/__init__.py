@@ -5,7 +5,7 @@ Slurm emitter."""
 from geodiag.sweep.plan import Resolved, resolve
 from geodiag.sweep.runner import Outcome, run_cells, sweep_runs
 from geodiag.sweep.slurm import emit
-from geodiag.sweep.spec import ALIASES, PER_CELL, Cell, SweepSpec, Variant, from_mapping, read_spec
+from geodiag.sweep.spec import ALIASES, FINAL, PER_CELL, SELECT, Cell, SweepSpec, Variant, from_mapping, read_spec
 
-__all__ = ["ALIASES", "PER_CELL", "Cell", "Outcome", "Resolved", "SweepSpec", "Variant", "emit", "from_mapping",
-           "read_spec", "resolve", "run_cells", "sweep_runs"]
+__all__ = ["ALIASES", "FINAL", "PER_CELL", "SELECT", "Cell", "Outcome", "Resolved", "SweepSpec", "Variant", "emit",
+           "from_mapping", "read_spec", "resolve", "run_cells", "sweep_runs"]

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from geodiag.allocation import ANALYSIS_OF, ModuleShape, Vectors
 from geodiag.allocation.budget import TOLERANCE, Geometry, Sized
 from geodiag.errors import GeodiagError
 from geodiag.lab import stored_analysis
+from geodiag.lab.selection import Choice, choose, sweep_table
 from geodiag.methods import MethodConfig, get_method
 from geodiag.store import Reader
 from geodiag.sweep.spec import Cell, SweepSpec
@@ -32,19 +33,44 @@ class Resolved:
         return self.spec.budget.params(self.shapes) if self.spec.budget else None
 
     def config(self, cell: Cell) -> dict:
-        """The cell's `geodiag train` config: shared options, the label's, its size, the shared analysis."""
+        """The cell's `geodiag train` config: shared options, the label's, its learning rate, its size, the shared
+        analysis, and the selection it belongs to."""
+        if cell.chosen_later:
+            raise GeodiagError(f"Cell {cell.index} ({cell.label} s{cell.seed}) trains at the rate its selection "
+                               "chooses, which is not known yet.")
         options = dict(cell.options)
         kind = ANALYSIS_OF.get(cell.method)
         if kind and "from_analysis" not in options:
             options["from_analysis"] = self.analyses[kind]
         out = {**cell.train, "method": cell.method, "seed": cell.seed, "sweep": self.spec.id, "label": cell.label,
-               "target_modules": targets(self.spec), "run_name": f"{cell.label} s{cell.seed}"}
+               "target_modules": targets(self.spec), "run_name": f"{cell.label} s{cell.seed}", "lr": cell.lr,
+               **({"selection": cell.selection, "run_name": f"{cell.label} s{cell.seed} lr{cell.lr:g}"}
+                  if cell.selection else {})}
         sized = self.sizes.get(cell.label)
         if sized:
             options = {**options, **sized.options}
             out["budget"] = {"spec": str(self.spec.budget), "target": self.target, "params": sized.params,
                              "counts": sized.counts}
         return {**out, "method_options": options}
+
+    def choices(self) -> dict[str, Choice]:
+        """label -> its learning-rate choice (labels with a grid), from the selection runs in the store."""
+        table = sweep_table(Reader(self.spec.store), self.spec.id)
+        return {v.label: choose(table, v.label, v.lr_grid, v.select_seeds) for v in self.spec.variants if v.lr_grid}
+
+    def finalise(self, cells: list[Cell]) -> tuple[list[Cell], dict[str, str]]:
+        """The final cells with their label's chosen rate filled in, and, for cells whose label has no rate yet,
+        why (cell name -> sentence)."""
+        choices = self.choices() if any(c.chosen_later for c in cells) else {}
+        ready, blocked = [], {}
+        for c in cells:
+            if not c.chosen_later:
+                ready.append(c)
+            elif choices[c.label].lr is None:
+                blocked[f"{c.label} s{c.seed}"] = f"{c.label}'s learning rate is not chosen: {choices[c.label].reason}"
+            else:
+                ready.append(replace(c, lr=choices[c.label].lr))
+        return ready, blocked
 
 
 def targets(spec: SweepSpec) -> list[str]:

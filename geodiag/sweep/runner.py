@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -29,14 +30,24 @@ class Outcome:
     failed: dict[str, str] = field(default_factory=dict)  # cell -> the last line it printed
 
 
+CELL_COLUMNS = ["run_id", "label", "seed", "lr", "status"]
+
+
 def sweep_runs(store: str, sweep_id: str) -> pd.DataFrame:
-    """The store's training runs of one sweep (run_id, label, seed, status), newest first."""
+    """The store's training runs of one sweep (run_id, label, seed, lr, status), newest first."""
     try:
         runs = Reader(store).runs()
     except GeodiagError:
-        return pd.DataFrame(columns=["run_id", "label", "seed", "status"])
+        return pd.DataFrame(columns=CELL_COLUMNS)
     runs = runs[(runs["kind"] == "train") & (runs["sweep"] == sweep_id)]
-    return runs[["run_id", "label", "seed", "status"]].reset_index(drop=True)
+    return runs[CELL_COLUMNS].reset_index(drop=True)
+
+
+def runs_of(runs: pd.DataFrame, cell: Cell) -> pd.DataFrame:
+    """A cell's runs: its label and seed at its learning rate."""
+    lr = pd.to_numeric(runs["lr"], errors="coerce").to_numpy(float)
+    return runs[(runs["label"] == cell.label) & (runs["seed"] == cell.seed) & np.isclose(lr, cell.lr, rtol=1e-9,
+                                                                                          atol=0)]
 
 
 def todo(resolved: Resolved, cells: list[Cell]) -> tuple[list[Cell], list[Cell]]:
@@ -44,7 +55,7 @@ def todo(resolved: Resolved, cells: list[Cell]) -> tuple[list[Cell], list[Cell]]
     runs = sweep_runs(resolved.spec.store, resolved.spec.id)
     run, skip = [], []
     for cell in cells:
-        mine = runs[(runs["label"] == cell.label) & (runs["seed"] == cell.seed)]
+        mine = runs_of(runs, cell)
         if (mine["status"].isin(["finished", "running"])).any():
             skip.append(cell)
             continue
@@ -54,11 +65,15 @@ def todo(resolved: Resolved, cells: list[Cell]) -> tuple[list[Cell], list[Cell]]
     return run, skip
 
 
-def run_cells(resolved: Resolved, cells: list[Cell], *, workers: int = 1, progress: bool = True) -> Outcome:
+def run_cells(resolved: Resolved, cells: list[Cell], *, workers: int = 1, progress: bool = True,
+              outcome: Outcome | None = None) -> Outcome:
+    """Run the cells not already done (adding to `outcome`), `workers` processes at a time."""
     folder = sweep_folder(resolved)
     pending, skipped = todo(resolved, cells)
-    outcome = Outcome(skipped=[name(c) for c in skipped])
-    bar = tqdm(total=len(pending), desc=f"sweep {resolved.spec.id}", unit="run", disable=not progress)
+    outcome = outcome or Outcome()
+    outcome.skipped += [name(c) for c in skipped]
+    phase = f" ({cells[0].phase})" if cells and resolved.spec.phases else ""
+    bar = tqdm(total=len(pending), desc=f"sweep {resolved.spec.id}{phase}", unit="run", disable=not progress)
     live: dict[subprocess.Popen, Cell] = {}
     try:
         while pending or live:
@@ -94,7 +109,7 @@ def _collect(proc: subprocess.Popen, cell: Cell, folder: Path, outcome: Outcome,
 def start(resolved: Resolved, cell: Cell, folder: Path, *, threads: int) -> subprocess.Popen:
     """`geodiag train --config` on the cell's config, its output in the sweep's log folder. An argument list, never
     a shell string."""
-    config = folder / "cells" / f"{cell.index:03d}-{cell.label}-s{cell.seed}.json"
+    config = folder / "cells" / f"{stem(cell)}.json"
     config.write_text(json.dumps(resolved.config(cell), indent=2))
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     with open(log_path(folder, cell), "w") as log:
@@ -116,8 +131,12 @@ def sweep_folder(resolved: Resolved) -> Path:
 
 
 def log_path(folder: Path, cell: Cell) -> Path:
-    return folder / "logs" / f"{cell.index:03d}-{cell.label}-s{cell.seed}.log"
+    return folder / "logs" / f"{stem(cell)}.log"
+
+
+def stem(cell: Cell) -> str:
+    return f"{cell.index:03d}-{cell.label}-s{cell.seed}" + (f"-lr{cell.lr:g}" if cell.selection else "")
 
 
 def name(cell: Cell) -> str:
-    return f"{cell.label} s{cell.seed}"
+    return f"{cell.label} s{cell.seed}" + (f" lr {cell.lr:g}" if cell.selection else "")

@@ -23,9 +23,10 @@ set -euo pipefail
 """
 
 
-def emit(spec: SweepSpec, directory: str | Path, n_cells: int, analyses: bool) -> list[Path]:
-    """Write sweep.yaml, cells.sbatch (an array of n_cells), analyses.sbatch (if the sweep has allocation-driven
-    methods) and submit.sh; return their paths."""
+def emit(spec: SweepSpec, directory: str | Path, n_cells: int, analyses: bool, n_select: int = 0) -> list[Path]:
+    """Write sweep.yaml, analyses.sbatch (if the sweep has allocation-driven methods), select.sbatch (an array of
+    the n_select learning-rate selection cells, if it selects), cells.sbatch (an array of the other cells, which
+    read the chosen rates from the store) and submit.sh, each job after the one before; return their paths."""
     out = Path(directory).resolve()
     (out / "logs").mkdir(parents=True, exist_ok=True)
     store = str(Path(spec.store).resolve())
@@ -33,20 +34,26 @@ def emit(spec: SweepSpec, directory: str | Path, n_cells: int, analyses: bool) -
     (out / "sweep.yaml").write_text(yaml.safe_dump(mapping, sort_keys=False))
     geodiag = f"{shlex.quote(sys.executable)} -m geodiag sweep {shlex.quote(str(out / 'sweep.yaml'))}"
     fill = {"id": spec.id, "store": store, "dir": out}
-    cells = HEADER.format(what="One cell per array task", job=f"{spec.id}-cells", **fill)
-    cells += f"#SBATCH --array=0-{n_cells - 1}\n{geodiag} --cell \"$SLURM_ARRAY_TASK_ID\" --no-progress\n"
-    paths = [out / "sweep.yaml", out / "cells.sbatch"]
-    (out / "cells.sbatch").write_text(cells)
-    submit = ("#!/bin/bash\n# Submit the sweep: the shared analyses first, then the cells once they succeeded.\n"
-              "set -euo pipefail\n")
-    submit += f"cd {shlex.quote(str(out))}\n"
+    jobs = []  # (script, what, array range or None, command), in submission order
     if analyses:
-        (out / "analyses.sbatch").write_text(HEADER.format(what="The shared GID/ID analyses", job=f"{spec.id}-analyses",
-                                                           **fill) + f"{geodiag} --analyses-only --no-progress\n")
-        paths.append(out / "analyses.sbatch")
-        submit += "first=$(sbatch --parsable analyses.sbatch)\nsbatch --dependency=afterok:\"$first\" cells.sbatch\n"
-    else:
-        submit += "sbatch cells.sbatch\n"
+        jobs.append(("analyses.sbatch", "The shared GID/ID analyses", None, f"{geodiag} --analyses-only --no-progress"))
+    task = f"{geodiag} --cell \"$SLURM_ARRAY_TASK_ID\" --no-progress"
+    if n_select:
+        jobs.append(("select.sbatch", "The learning-rate selection cells, one per array task",
+                     f"0-{n_select - 1}", task))
+    if n_cells > n_select:
+        jobs.append(("cells.sbatch", "One cell per array task" + (" at the chosen rates" if n_select else ""),
+                     f"{n_select}-{n_cells - 1}", task))
+    submit = ("#!/bin/bash\n# Submit the sweep: each job once the one before it succeeded (analyses, selection, "
+              "cells).\nset -euo pipefail\n" + f"cd {shlex.quote(str(out))}\n")
+    paths, previous = [out / "sweep.yaml"], None
+    for script, what, array, command in jobs:
+        text = HEADER.format(what=what, job=f"{spec.id}-{script.split('.')[0]}", **fill)
+        (out / script).write_text(text + (f"#SBATCH --array={array}\n" if array else "") + command + "\n")
+        paths.append(out / script)
+        after = f"--dependency=afterok:\"${previous}\" " if previous else ""
+        previous = script.split(".")[0]
+        submit += f"{previous}=$(sbatch --parsable {after}{script})\n"
     (out / "submit.sh").write_text(submit)
     (out / "submit.sh").chmod(0o755)
     return [*paths, out / "submit.sh"]

@@ -9,6 +9,12 @@ an equal parameter budget. Read from flags or a YAML file; torch-free.
     budget: lora-r=8
     steps: 100                     # any `geodiag train` option; method options apply where the method has them
     method_options: {alpha: 16}
+    lr_grid: [1e-4, 3e-4, 1e-3, 3e-3]  # select each label's rate on the dev items (per label too: {lr_grid: [...]})
+    select_seeds: [0]              # the seeds the selection trains at every grid value (default: the first seed)
+
+With a grid, a label trains in two phases: selection (every grid value on the selection seeds), then its other seeds
+at the value with the best mean dev accuracy (ties: the lower dev loss); the selection run at the chosen value is
+that seed's final run.
 
 A label names a registered method, an alias (pissa, olora: LoRA with that initialisation) or, with `method:`,
 any variant of one.
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -31,7 +38,8 @@ from geodiag.options import schema
 # labels that are a method with an option set
 ALIASES = {"pissa": ("lora", {"init_lora_weights": "pissa"}), "olora": ("lora", {"init_lora_weights": "olora"})}
 PER_CELL = ("method", "seed", "run_name", "sweep", "label", "budget", "allocation")  # a sweep sets these itself
-SWEEP_KEYS = ("name", "methods", "seeds", "budget", "workers")
+SWEEP_KEYS = ("name", "methods", "seeds", "budget", "workers", "lr_grid", "select_seeds")
+SELECT, FINAL = "select", "final"  # a cell's phase under learning-rate selection
 TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
 
 
@@ -42,16 +50,33 @@ class Variant:
     seeds: tuple[int, ...]
     train: dict  # TrainConfig fields for this label's cells
     options: dict  # method options for this label's cells
+    lr_grid: tuple[float, ...] = ()  # the learning rates selected among (none: train at the label's lr)
+    select_seeds: tuple[int, ...] = ()  # the seeds every grid value trains at
+
+    @property
+    def selection(self) -> dict:
+        """What a cell's config records of the selection it belongs to (empty without a grid)."""
+        return {"grid": list(self.lr_grid), "seeds": list(self.select_seeds)} if self.lr_grid else {}
 
 
 @dataclass(frozen=True)
 class Cell:
+    """One `geodiag train` run of a sweep. A final cell of a label with a grid has lr None until its selection is
+    done (`Resolved.finalise` fills in the chosen rate)."""
+
     index: int
     label: str
     method: str
     seed: int
     train: dict
     options: dict
+    phase: str = FINAL
+    lr: float | None = None
+    selection: dict = field(default_factory=dict)
+
+    @property
+    def chosen_later(self) -> bool:
+        return self.lr is None
 
 
 @dataclass
@@ -72,7 +97,8 @@ class SweepSpec:
     def id(self) -> str:
         if self.name:
             return self.name
-        canon = {"v": [(v.label, v.method, v.seeds, v.train, v.options) for v in self.variants],
+        canon = {"v": [(v.label, v.method, v.seeds, v.train, v.options, *((v.lr_grid, v.select_seeds) if v.lr_grid
+                                                                          else ())) for v in self.variants],
                  "t": {k: v for k, v in self.train.items() if k != "store"},  # the same sweep in another store
                  "o": self.options, "b": str(self.budget)}
         return "sweep-" + hashlib.sha1(json.dumps(canon, sort_keys=True, default=str).encode()).hexdigest()[:8]
@@ -82,18 +108,32 @@ class SweepSpec:
         return self.train.get("store") or TrainConfig().store
 
     def cells(self) -> list[Cell]:
+        """Every selection cell (label x selection seed x grid value), then every final cell (each label's other
+        seeds, or all its seeds without a grid): one index space, so `--cell K` and Slurm arrays address both."""
+        todo = [(v, seed, lr, SELECT) for v in self.variants for seed in v.select_seeds for lr in v.lr_grid]
+        todo += [(v, seed, None if v.lr_grid else self.lr_of(v), FINAL) for v in self.variants for seed in v.seeds
+                 if seed not in v.select_seeds]
         out = []
-        for v in self.variants:
-            for seed in v.seeds:
-                shared = {k: val for k, val in self.options.items() if k in _option_names(v.method)}
-                out.append(Cell(len(out), v.label, v.method, seed, {**self.train, **v.train}, {**shared, **v.options}))
+        for v, seed, lr, phase in todo:
+            shared = {k: val for k, val in self.options.items() if k in _option_names(v.method)}
+            out.append(Cell(len(out), v.label, v.method, seed, {**self.train, **v.train}, {**shared, **v.options},
+                            phase, lr, {**v.selection, "phase": phase} if v.lr_grid else {}))
         return out
+
+    def lr_of(self, v: Variant) -> float:
+        return float(v.train.get("lr", self.train.get("lr", TrainConfig().lr)))
+
+    @property
+    def phases(self) -> bool:
+        return any(v.lr_grid for v in self.variants)
 
     def to_mapping(self) -> dict:
         """The spec as a YAML/JSON mapping that `from_mapping` reads back to the same sweep (the same id)."""
         return {"name": self.id, **self.train, "method_options": self.options,
                 "budget": str(self.budget) if self.budget else None,
-                "methods": {v.label: {"method": v.method, "seeds": list(v.seeds), **v.train, **v.options}
+                "methods": {v.label: {"method": v.method, "seeds": list(v.seeds), **v.train, **v.options,
+                                      **({"lr_grid": list(v.lr_grid), "select_seeds": list(v.select_seeds)}
+                                         if v.lr_grid else {})}
                             for v in self.variants}}
 
 
@@ -111,7 +151,12 @@ def from_mapping(values: dict) -> SweepSpec:
     seeds = _seeds(values.get("seeds", [0]))
     train = {k: v for k, v in values.items() if k in TRAIN_FIELDS and k not in (*SWEEP_KEYS, "method_options")}
     TrainConfig.from_dict(train)  # every shared option validated once, naming a bad field
-    variants = [_variant(label, over, seeds) for label, over in _methods(values.get("methods")).items()]
+    selection = _grid(values.get("lr_grid")), values.get("select_seeds")
+    variants = [_variant(label, over, seeds, selection) for label, over in _methods(values.get("methods")).items()]
+    selecting = [v.label for v in variants if v.lr_grid and not {**train, **v.train}.get("dev_size", 1)]
+    if selecting:
+        raise GeodiagError(f"Learning-rate selection needs dev items, and the {selecting[0]} cells have dev_size 0; "
+                           "give --dev-size (e.g. 128) or drop lr_grid.")
     budget = Budget.parse(values["budget"]) if values.get("budget") else None
     workers = values.get("workers") or 1
     if not isinstance(workers, int) or workers < 1:
@@ -133,9 +178,11 @@ def _methods(methods) -> dict[str, dict]:
     return {str(k): dict(v or {}) for k, v in methods.items()}
 
 
-def _variant(label: str, over: dict, seeds: tuple[int, ...]) -> Variant:
+def _variant(label: str, over: dict, seeds: tuple[int, ...], selection: tuple) -> Variant:
     method, preset = ALIASES.get(label, (label, {}))
     method = over.pop("method", method)
+    grid = _grid(over.pop("lr_grid")) if "lr_grid" in over else selection[0]
+    chosen = over.pop("select_seeds", selection[1])
     if method not in METHODS:
         raise GeodiagError(f"Unknown method '{method}' in the sweep; choose from {', '.join(sorted(METHODS))} "
                            f"(or the aliases {', '.join(ALIASES)}).")
@@ -147,7 +194,39 @@ def _variant(label: str, over: dict, seeds: tuple[int, ...]) -> Variant:
         raise GeodiagError(f"{', '.join(unknown)} {'is not an option' if len(unknown) == 1 else 'are not options'} "
                            f"of {method} (the sweep's {label} cells).")
     get_method(method).config.from_dict(options)  # validated now, not in the middle of the sweep
-    return Variant(label, method, own_seeds, train, options)
+    return Variant(label, method, own_seeds, train, options, grid, _select_seeds(label, grid, chosen, own_seeds, train))
+
+
+def _grid(grid) -> tuple[float, ...]:
+    """Learning rates from a list or a comma string: positive numbers, distinct, ascending."""
+    if grid is None or grid == []:
+        return ()
+    items = [g.strip() for g in grid.split(",") if g.strip()] if isinstance(grid, str) else grid
+    items = items if isinstance(items, list | tuple) else [items]
+    out = []
+    for g in items:
+        try:
+            value = float(g)
+        except (TypeError, ValueError):
+            value = math.nan
+        if isinstance(g, bool) or not math.isfinite(value) or value <= 0:
+            raise GeodiagError(f"lr_grid values must be positive numbers, e.g. 1e-4,3e-4,1e-3; got {g!r}.")
+        out.append(value)
+    return tuple(sorted(set(out)))
+
+
+def _select_seeds(label: str, grid: tuple[float, ...], chosen, seeds: tuple[int, ...], train: dict
+                  ) -> tuple[int, ...]:
+    """The selection seeds of a label with a grid (default: its first seed); they must be among its seeds."""
+    if not grid:
+        return ()
+    if "lr" in train:
+        raise GeodiagError(f"The sweep's {label} cells have both lr and lr_grid; give one (the grid selects lr).")
+    out = _seeds(chosen) if chosen is not None else seeds[:1]
+    stray = [s for s in out if s not in seeds]
+    if stray:
+        raise GeodiagError(f"select_seeds {stray[0]} is not one of the {label} cells' seeds {list(seeds)}.")
+    return out
 
 
 def _seeds(seeds) -> tuple[int, ...]:

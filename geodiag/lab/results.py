@@ -1,0 +1,114 @@
+"""A sweep's verdicts, the numbers `geodiag results` prints and the Results page shows: per label its chosen rate,
+seeds, test accuracy over seeds and items, the paired difference to a reference label over the seeds and items
+both have, its 95% interval, the minimum detectable effect, a Holm-adjusted p-value across labels, a verdict, and
+forgetting. Torch-free: read from the store."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from geodiag import names as n
+from geodiag.errors import GeodiagError
+from geodiag.lab.compare import holm, two_way, verdict
+from geodiag.lab.outcomes import sweep_of
+from geodiag.lab.selection import final_runs, sweep_table
+from geodiag.store import Reader, parsed_config
+
+KEYS = ["label", "method", "lr", "seeds", "n_items", "params", "accuracy", "accuracy_se", "delta", "ci_low",
+        "ci_high", "df", "mde", "p", "p_holm", "verdict", "forgetting", "forgetting_se", "dev_accuracy"]
+
+
+def verdicts(reader: Reader, sweep_or_run: str, reference: str = "lora") -> pd.DataFrame:
+    """One row per label (KEYS), the reference first; bad input is one sentence."""
+    sweep = sweep_of(reader, sweep_or_run)
+    table = sweep_table(reader, sweep)
+    finals = {label: runs for label, runs in final_runs(table).items() if runs[1]}
+    if not finals:
+        raise GeodiagError(f"Sweep {sweep} has no finished run yet; `geodiag sweep` runs it (a rerun resumes).")
+    if reference not in finals:
+        raise GeodiagError(f"Sweep {sweep} has no finished {reference} run to compare with; choose --reference from "
+                           f"{', '.join(finals)}.")
+    runs = table.set_index("run_id")
+    items = item_table(reader, [r for _, ids in finals.values() for r in ids])
+    forgetting = _forgetting(reader, [r for _, ids in finals.values() for r in ids])
+    ref = _matrix(items, runs, finals[reference][1])
+    rows = [_row(label, lr, ids, runs, items, ref if label != reference else None, forgetting)
+            for label, (lr, ids) in sorted(finals.items(), key=lambda kv: kv[0] != reference)]
+    out = pd.DataFrame(rows, columns=KEYS)
+    out["p_holm"] = holm(out["p"].tolist())
+    out["verdict"] = [verdict(d, p) if label != reference else "reference"
+                      for label, d, p in zip(out["label"], out["delta"], out["p_holm"], strict=True)]
+    return out
+
+
+def item_table(reader: Reader, run_ids: list[str]) -> pd.DataFrame:
+    """run_id, item, exact: each run's test items at its last evaluation (no per-item records: its accuracy as a
+    single item -1, so old runs still compare at the seed level)."""
+    m = reader.metrics(run_ids, [n.ITEM_EXACT, n.EVAL_ACCURACY])
+    per_item = m[(m["name"] == n.ITEM_EXACT) & (m["module"] == "test")]
+    per_item = per_item[per_item["step"] == per_item.groupby("run_id")["step"].transform("max")]
+    acc = m[(m["name"] == n.EVAL_ACCURACY) & ~m["run_id"].isin(per_item["run_id"])]
+    acc = acc[acc["step"] == acc.groupby("run_id")["step"].transform("max")]
+    return pd.concat([per_item.assign(item=per_item["idx"].astype(int)), acc.assign(item=-1)])[
+        ["run_id", "item", "value"]].rename(columns={"value": "exact"})
+
+
+def _matrix(items: pd.DataFrame, runs: pd.DataFrame, run_ids: list[str]) -> pd.DataFrame:
+    """seeds x items of exact match (a seed's newest run)."""
+    mine = items[items["run_id"].isin(run_ids)].assign(seed=lambda d: d["run_id"].map(runs["seed"]).astype(int))
+    return mine.pivot_table(index="seed", columns="item", values="exact", aggfunc="first")
+
+
+def _row(label: str, lr, run_ids: list[str], runs: pd.DataFrame, items: pd.DataFrame, ref: pd.DataFrame | None,
+         forgetting: pd.Series) -> dict:
+    x = _matrix(items, runs, run_ids).dropna(axis=1)
+    own = two_way(x.to_numpy())
+    first = runs.loc[run_ids[0]]
+    out = {"label": label, "method": first["method"], "lr": lr, "seeds": sorted(int(s) for s in x.index),
+           "n_items": 0 if list(x.columns) == [-1] else x.shape[1], "params": _params(first),
+           "accuracy": own.mean, "accuracy_se": own.se, "dev_accuracy": float(runs.loc[run_ids, "dev_accuracy"].mean())}
+    f = forgetting.reindex(run_ids).dropna()
+    out["forgetting"] = float(f.mean()) if len(f) else math.nan
+    out["forgetting_se"] = float(f.std(ddof=1) / math.sqrt(len(f))) if len(f) > 1 else math.nan
+    if ref is None:
+        return {**out, "delta": math.nan, "ci_low": math.nan, "ci_high": math.nan, "df": math.nan, "mde": math.nan,
+                "p": math.nan}
+    seeds = sorted(set(x.index) & set(ref.index))
+    shared = [c for c in x.columns if c in ref.columns]
+    d = two_way(x.loc[seeds, shared].to_numpy() - ref.loc[seeds, shared].to_numpy()) if seeds and shared else None
+    if d is None:
+        return {**out, "delta": math.nan, "ci_low": math.nan, "ci_high": math.nan, "df": math.nan, "mde": math.nan,
+                "p": math.nan}
+    lo, hi = d.interval()
+    return {**out, "delta": d.mean, "ci_low": lo, "ci_high": hi, "df": d.df, "mde": d.mde(), "p": d.p_value()}
+
+
+def _params(run: pd.Series) -> int | None:
+    budget = parsed_config(run["config"]).get("budget") or {}
+    value = budget.get("params", run["trainable_params"])
+    return None if value is None or pd.isna(value) else int(value)
+
+
+def _forgetting(reader: Reader, run_ids: list[str]) -> pd.Series:
+    """run_id -> forget/loss at its last record minus at step 0."""
+    m = reader.metrics(run_ids, [n.FORGET_LOSS])
+    if m.empty:
+        return pd.Series(dtype=float)
+    g = m.sort_values("step").groupby("run_id")["value"]
+    both = g.count() >= 2
+    return (g.last() - g.first())[both]
+
+
+def power_sentence(table: pd.DataFrame) -> str:
+    """What the sweep can see, in words: the range of its comparisons' minimum detectable effects."""
+    rows = table.dropna(subset=["mde"]).sort_values("mde")
+    if rows.empty:
+        return ("No comparison here has an interval: give the labels at least two shared seeds, or per-item "
+                "records, to measure what this sweep can detect.")
+    lo, hi = rows.iloc[0], rows.iloc[-1]
+    span = (f"{100 * lo['mde']:.1f} ({lo['label']})" if len(rows) == 1 else
+            f"{100 * lo['mde']:.1f} ({lo['label']}) to {100 * hi['mde']:.1f} ({hi['label']})")
+    return (f"This sweep can detect differences of {span} accuracy points or more (80% power, two-sided 5%); "
+            "smaller true differences read as indistinguishable.")
