@@ -121,3 +121,62 @@ def test_slurm_scripts_run_the_analyses_then_one_cell_per_task(tmp_path):
     runs = listed(store)
     assert sorted((r["method"], r["seed"]) for r in runs) == [("lora", 0), ("lora-gid", 1)]
     assert len({r["sweep"] for r in runs}) == 1
+
+
+def test_learning_rate_selection_trains_the_grid_then_the_other_seeds_at_the_best_dev_rate(tmp_path):
+    """Selection on seed 0 at each grid value, seed 1 at the value with the best dev accuracy (ties: lower dev loss),
+    recomputed here from the store; a rerun adds nothing; the plan and the Slurm scripts show both phases."""
+    import numpy as np
+
+    store = str(tmp_path / "s.duckdb")
+    args = ["sweep", "--methods", "lora,manifold", "--seeds", "0,1", "--lr-grid", "3e-2,1e-3", "--dev-size", "4",
+            "--store", store, *FAST]
+    plan = geodiag(*args, "--plan")
+    assert plan.returncode == 0, plan.stderr
+    assert "4 selection runs" in plan.stdout and "2 final runs at the chosen rates: 6 runs" in plan.stdout
+    assert sum(line.split()[4] == "chosen" for line in plan.stdout.splitlines()[2:-1]) == 2
+    assert not os.path.exists(store)
+
+    first = geodiag(*args, "--workers", "2")
+    assert first.returncode == 0, first.stderr
+    runs = [r for r in listed(store)]
+    assert len(runs) == 6 and {r["status"] for r in runs} == {"finished"}
+    reader = Reader(store)
+    for label in ("lora", "manifold"):
+        mine = {(r["seed"], r["lr"]): r["run_id"] for r in runs if r["label"] == label}
+        assert {k for k in mine if k[0] == 0} == {(0, 3e-2), (0, 1e-3)}
+        dev = {lr: [reader.metric(mine[0, lr], name)["value"].iloc[-1] for name in ("dev/accuracy", "dev/loss")]
+               for lr in (3e-2, 1e-3)}
+        best = min(dev, key=lambda lr: (-dev[lr][0], dev[lr][1]))
+        assert [k for k in mine if k[0] == 1] == [(1, best)]  # seed 1 trained at the chosen rate only
+        config = json.loads(r["config"]) if isinstance((r := next(x for x in runs if x["run_id"] == mine[1, best]))[
+            "config"], str) else r["config"]
+        assert config["selection"] == {"grid": [1e-3, 3e-2], "seeds": [0], "phase": "final"}
+        assert np.isclose(config["lr"], best)
+
+    results = geodiag("results", first.stdout.split()[0], "--json", "--store", store)
+    assert results.returncode == 0, results.stderr
+    assert {r["label"]: len(r["seeds"]) for r in json.loads(results.stdout)} == {"lora": 2, "manifold": 2}
+
+    again = geodiag(*args)
+    assert again.returncode == 0 and "0 run now, 6 already done" in again.stderr and len(listed(store)) == 6
+
+    out = geodiag(*args, "--emit", "slurm", str(tmp_path / "job"))
+    assert out.returncode == 0, out.stderr
+    job = tmp_path / "job"
+    assert "#SBATCH --array=0-3" in (job / "select.sbatch").read_text()
+    assert "#SBATCH --array=4-5" in (job / "cells.sbatch").read_text()
+    submit = (job / "submit.sh").read_text()
+    assert 'cells=$(sbatch --parsable --dependency=afterok:"$select" cells.sbatch)' in submit
+    assert subprocess.run(["bash", "-n", str(job / "submit.sh")]).returncode == 0
+
+
+def test_a_bad_grid_is_one_sentence_and_writes_nothing(tmp_path):
+    store = tmp_path / "s.duckdb"
+    for extra, says in ((["--lr-grid", "1e-3,abc"], "lr_grid values must be positive numbers"),
+                        (["--lr-grid", "1e-3,-1"], "lr_grid values must be positive numbers"),
+                        (["--lr-grid", "1e-3", "--dev-size", "0"], "Learning-rate selection needs dev items"),
+                        (["--lr-grid", "1e-3", "--select-seeds", "7"], "select_seeds 7 is not one of")):
+        out = geodiag("sweep", "--methods", "lora", "--store", str(store), *extra, *FAST)
+        assert out.returncode == 2 and says in out.stderr and out.stderr.count("\n") == 1, (extra, out.stderr)
+    assert not store.exists() and not (tmp_path / "sweeps").exists()
