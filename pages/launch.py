@@ -18,7 +18,7 @@ from geodiag.names import ANALYSIS_PROGRESS, LOSS_LM
 from geodiag.options import schema
 from geodiag.store import Reader
 from geodiag.ui import launch as launcher
-from geodiag.ui import load_metrics, load_runs, run_record, store_path, through_entry
+from geodiag.ui import load_metrics, load_runs, run_record, selected_rates, store_path, through_entry
 from geodiag.ui.forms import changed, grid, widget
 
 SIDEBAR = {"store"}  # the store comes from the sidebar, not the form
@@ -61,6 +61,18 @@ def analysis_runs() -> list[str | None]:
     return [None, *done["run_id"]]
 
 
+def learning_rate(method: str, model: str) -> tuple[float, str]:
+    """The rate the store's newest sweep selected for the method on this model, else the method's registered one
+    (it learns the default task on SmolLM2 there), and where it came from."""
+    try:
+        chosen = selected_rates(store_path(), model).get(method)
+    except GeodiagError:
+        chosen = None
+    if chosen:
+        return chosen, f"{chosen:g}, selected on the dev items by this store's newest sweep on {model}"
+    return METHODS[method].lr, f"{METHODS[method].lr:g}, a rate at which it learns the default task on SmolLM2"
+
+
 def train_form() -> None:
     specs = [s for s in schema(TrainConfig) if s.group != "file" and s.name not in SIDEBAR]
     by_name = {s.name: s for s in specs}
@@ -78,7 +90,10 @@ def train_form() -> None:
     defaults = {"target_modules": own["target_modules"].default}  # the run's option, the method's default
     choices = {"from_analysis": analysis_runs()}
     st.markdown("**Training**")
-    values |= grid([s for s in specs if s.group == "basic" and s.name not in ("model", "method", *values)], "l")
+    rate, source = learning_rate(method, model)
+    values |= grid([s for s in specs if s.group == "basic" and s.name not in ("model", "method", "lr", *values)], "l")
+    values["lr"] = widget(by_name["lr"], f"l-lr-{method}-{model}", default=rate)  # a key per method: its own rate
+    st.caption(f"Learning rate pre-filled for {method}: {source}.")
     st.markdown(f"**{method} options**")
     options = grid([s for s in method_specs if s.group == "basic"], f"l-{method}", choices=choices)
     if st.toggle("Advanced options", key="l-advanced"):  # drawn only when asked for: a quicker first paint

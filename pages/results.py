@@ -1,11 +1,53 @@
 """Results: which method wins at equal parameter budget, over seeds, and whether the geometry says why."""
 
+import math
+
 import pandas as pd
 import streamlit as st
 
+from geodiag.errors import GeodiagError
+from geodiag.lab import METHOD, power_sentence
 from geodiag.lab.outcomes import SUMMARIES
-from geodiag.lab.stats import paired_differences, per_method, spearman
-from geodiag.ui import figure_section, page
+from geodiag.lab.stats import spearman
+from geodiag.ui import figure_section, load_verdicts, page, store_path
+
+UNDERPOWERED = 0.03  # published differences between LoRA variants are 1-3 accuracy points
+
+def verdict_table(sweep: str, data: pd.DataFrame) -> None:
+    """The numbers `geodiag results` prints: each method against the reference, paired on seeds and items."""
+    labels = list(dict.fromkeys(data["label"]))
+    reference = st.selectbox("Compare with", labels, index=labels.index("lora") if "lora" in labels else 0,
+                             key="results-reference")
+    try:
+        table = load_verdicts(store_path(), sweep, reference)
+    except GeodiagError as e:
+        st.warning(str(e))
+        return
+    st.subheader(f"Verdicts against {reference}")
+    mde = table["mde"].dropna()
+    (st.warning if mde.empty or mde.min() > UNDERPOWERED else st.info)(power_sentence(table))
+    shown = table.assign(seeds=table["seeds"].map(len), **{c: 100 * table[c] for c in (
+        "accuracy", "accuracy_se", "delta", "ci_low", "ci_high", "mde")})
+    st.dataframe(shown[["label", "lr", "seeds", "n_items", "params", "accuracy", "accuracy_se", "delta", "ci_low",
+                        "ci_high", "mde", "p_holm", "verdict", "forgetting"]], hide_index=True, column_config={
+        "label": "method", "lr": st.column_config.NumberColumn("chosen lr", format="%.0e"),
+        "n_items": "test items", "params": st.column_config.NumberColumn("parameters", format="localized"),
+        "accuracy": st.column_config.NumberColumn("accuracy (%)", format="%.1f"),
+        "accuracy_se": st.column_config.NumberColumn("± s.e.", format="%.1f"),
+        "delta": st.column_config.NumberColumn(f"Δ vs {reference} (points)", format="%+.1f"),
+        "ci_low": st.column_config.NumberColumn("95% low", format="%+.1f"),
+        "ci_high": st.column_config.NumberColumn("95% high", format="%+.1f"),
+        "mde": st.column_config.NumberColumn("MDE (points)", format="%.1f"),
+        "p_holm": st.column_config.NumberColumn("p (Holm)", format="%.3f"),
+        "forgetting": st.column_config.NumberColumn("forgetting", format="%+.3f")})
+    st.caption(f"Δ is method − {reference} on the same seeds and test items, averaged; its interval and p-value come "
+               f"from a {METHOD}: items are shared by every seed, so they are crossed with seeds, not nested in "
+               "them. MDE: the smallest true difference this comparison detects with 80% power at 5%. p is "
+               "Holm-adjusted across methods; the verdict is better or worse only below 0.05. Runs without "
+               "per-item records compare at the seed level (0 test items).")
+    if any(math.isnan(x) for x in table["ci_low"].iloc[1:]):
+        st.caption("A method with one seed and no per-item records has no interval.")
+
 
 runs, ids = page("Results")
 train = runs[(runs["kind"] == "train") & (runs["status"] == "finished")]
@@ -23,25 +65,24 @@ if data is not None:
                "the legend); the dotted line joins the Pareto front of the means: no other method has as few "
                "parameters and as much accuracy (or as little loss). Parameters are the budget's count (ManifoldLoRA: "
                "its adapters, not its training-time probes; AdaLoRA: its final budget).")
-    table = per_method(data, "accuracy").merge(per_method(data, "eval_loss")[["label", "mean", "se"]], on="label",
-                                               suffixes=("", "_loss"))
-    diffs = paired_differences(data, "accuracy")
-    table = table.merge(diffs, on="label", how="left")
-    st.subheader("Mean ± standard error over seeds, and the paired difference to LoRA")
-    st.dataframe(table, hide_index=True, column_config={
-        "label": "method", "n": "seeds", "mean": st.column_config.NumberColumn("accuracy", format="%.3f"),
-        "se": st.column_config.NumberColumn("± s.e.", format="%.3f"),
-        "params": st.column_config.NumberColumn("parameters", format="localized"),
-        "mean_loss": st.column_config.NumberColumn("held-out loss", format="%.3f"),
-        "se_loss": st.column_config.NumberColumn("± s.e.", format="%.3f"),
-        "n_pairs": "paired seeds", "diff": st.column_config.NumberColumn("Δ accuracy vs LoRA", format="%+.3f"),
-        "lo": st.column_config.NumberColumn("95% t low", format="%+.3f"),
-        "hi": st.column_config.NumberColumn("95% t high", format="%+.3f")})
-    st.caption("Δ is method − LoRA on the same seed, averaged over the seeds both have; the interval is Student's t "
-               "with n − 1 degrees of freedom (none with one pair). With 3 seeds an interval spans ±4.3 standard "
-               "errors of the difference: read it as a hint, not a verdict.")
+    verdict_table(sweep, data)
+    st.subheader("Learning-rate selection")
+    figure_section("lr", [sweep], runs, height=360)
+    st.caption("Dev accuracy against the learning rate, per method: the mean over its selection seeds, a faint "
+               "point per run, the chosen rate ringed. Each method is compared at its own best rate (Lee et al. "
+               "2026): a single shared rate decides much of a comparison on its own.")
+    st.subheader("Learning against forgetting")
+    figure_section("forgetting", [sweep], runs, height=380)
+    st.caption("Test accuracy against forgetting: the rise of the mean token loss on general text that is not the "
+               "task's (the Python Language Reference prose by default) from the base model to the trained one "
+               "(Biderman et al. 2024). Up and to the left learns more and forgets less.")
     st.subheader("Geometry against outcome")
-    figure_section("outcome", [sweep], runs, height=360)
+    gain, forgetting = st.tabs(["against the accuracy gain", "against forgetting"])
+    with gain:
+        figure_section("outcome", [sweep], runs, height=360)
+    with forgetting:
+        figure_section("outcome-forgetting", [sweep], runs, height=360)
+    data = data[data["final"].astype(bool)]
     rows = [{"summary": text, **spearman(data[col], data["gain"])} for col, text in SUMMARIES.items()]
     st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={
         "rho": st.column_config.NumberColumn("Spearman ρ vs accuracy gain", format="%.2f"),
@@ -50,3 +91,4 @@ if data is not None:
     st.caption("ρ over runs (seeds count separately), with a Fisher-z interval (Bonett & Wright's variance); n is "
                "the number of runs with both values. Below n = 4 there is no interval, and with a dozen runs even "
                "ρ = 0.5 is compatible with no relation.")
+

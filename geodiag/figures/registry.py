@@ -69,6 +69,14 @@ FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
     FigureSpec("outcome", "Geometry against outcome (Spearman's rho)", results.geometry,
                (n.EVAL_ACCURACY, n.SPECTRUM_ERANK), "geodiag sweep (evaluated runs with spectra)", rows=1,
                scope="sweep"),
+    FigureSpec("lr", "Learning-rate selection: dev accuracy against the rate", results.lr_curves,
+               (n.DEV_ACCURACY,), "geodiag sweep --lr-grid 1e-4,3e-4,1e-3,3e-3", rows=1, scope="sweep"),
+    FigureSpec("forgetting", "Learning against forgetting (Biderman et al. 2024)", results.learning_forgetting,
+               (n.EVAL_ACCURACY, n.FORGET_LOSS), "geodiag sweep (runs record forgetting by default)", rows=1,
+               scope="sweep"),
+    FigureSpec("outcome-forgetting", "Geometry against forgetting (Spearman's rho)", results.geometry_forgetting,
+               (n.FORGET_LOSS, n.SPECTRUM_ERANK), "geodiag sweep (runs record forgetting by default)", rows=1,
+               scope="sweep"),
 ]}
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 
 from geodiag import names as n
 from geodiag.errors import GeodiagError
+from geodiag.lab.selection import final_runs, sweep_table
 from geodiag.store import Reader, parsed_config
 
 RANKED = ("ralora", "ralora-pro", "lora-gid", "gelora", "eva")  # methods that record the allocation they used
@@ -18,10 +19,11 @@ SUMMARIES = {  # column -> what it is, for the geometry vs outcome panel
     "angle_dw_grad": "ΔW–gradient principal angle at the end (degrees, mean)",
     "coverage": "probe activation coverage at the end (mean over layers)",
 }
-READ = (n.EVAL_ACCURACY, n.EVAL_LOSS, n.LOSS_LM, n.SPECTRUM_ERANK, n.ANGLE_DW_GRAD, n.PROBE_COVERAGE, n.GID,
+READ = (n.EVAL_ACCURACY, n.EVAL_LOSS, n.DEV_ACCURACY, n.FORGET_LOSS, n.LOSS_LM, n.SPECTRUM_ERANK, n.ANGLE_DW_GRAD,
+        n.PROBE_COVERAGE, n.GID,
         n.ADALORA_RANK, n.GATE_EFFECTIVE_RANK, *(n.allocation(m, "equivalent_rank") for m in RANKED))
-COLUMNS = ["run_id", "name", "label", "method", "seed", "sweep", "params", "trainable_params", "accuracy_before",
-           "accuracy", "gain", "eval_loss", "lm_loss", *SUMMARIES]
+COLUMNS = ["run_id", "name", "label", "method", "seed", "sweep", "lr", "phase", "final", "params", "trainable_params",
+           "accuracy_before", "accuracy", "gain", "eval_loss", "dev_accuracy", "forgetting", "lm_loss", *SUMMARIES]
 
 
 def sweep_run_ids(reader: Reader, sweep_or_run: str) -> list[str]:
@@ -65,20 +67,30 @@ def outcomes(reader: Reader, run_ids: list[str]) -> pd.DataFrame:
         return pd.DataFrame(columns=COLUMNS)
     m = reader.metrics(list(run_ids), READ)
     analysis_gids = _sweep_gids(reader, runs, run_ids)
-    rows = [_row(rid, runs.loc[rid], m[m["run_id"] == rid], analysis_gids) for rid in run_ids]
+    final = _final(reader, {s for s in runs.loc[run_ids, "sweep"] if s})
+    rows = [_row(rid, runs.loc[rid], m[m["run_id"] == rid], analysis_gids, final) for rid in run_ids]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _row(rid: str, run: pd.Series, m: pd.DataFrame, analysis_gids: dict[str, dict[str, float]]) -> dict:
+def _final(reader: Reader, sweeps: set[str]) -> set[str]:
+    """The runs each sweep compares: per label, those at its chosen learning rate (all of them without a grid)."""
+    return {rid for sweep in sweeps for _, ids in final_runs(sweep_table(reader, sweep)).values() for rid in ids}
+
+
+def _row(rid: str, run: pd.Series, m: pd.DataFrame, analysis_gids: dict[str, dict[str, float]],
+         final: set[str]) -> dict:
     config = parsed_config(run["config"])
-    acc = _series(m, n.EVAL_ACCURACY)
+    acc, forget = _series(m, n.EVAL_ACCURACY), _series(m, n.FORGET_LOSS)
     budget = config.get("budget") or {}
     trainable = None if pd.isna(run["trainable_params"]) else int(run["trainable_params"])
     out = {"run_id": rid, "name": run["name"], "label": run["label"], "method": run["method"],
-           "seed": run["seed"], "sweep": run["sweep"], "params": budget.get("params", trainable),
+           "seed": run["seed"], "sweep": run["sweep"], "lr": config.get("lr"),
+           "phase": (config.get("selection") or {}).get("phase", "final"), "final": rid in final or not run["sweep"],
+           "params": budget.get("params", trainable),
            "trainable_params": trainable,
            "accuracy_before": acc.iloc[0] if len(acc) else np.nan, "accuracy": acc.iloc[-1] if len(acc) else np.nan,
-           "eval_loss": _last(m, n.EVAL_LOSS), "lm_loss": _last(m, n.LOSS_LM),
+           "eval_loss": _last(m, n.EVAL_LOSS), "lm_loss": _last(m, n.LOSS_LM), "dev_accuracy": _last(m, n.DEV_ACCURACY),
+           "forgetting": forget.iloc[-1] - forget.iloc[0] if len(forget) >= 2 else np.nan,
            "erank": _last(m, n.SPECTRUM_ERANK), "angle_dw_grad": _last(m, n.ANGLE_DW_GRAD),
            "coverage": _last(m, n.PROBE_COVERAGE)}
     out["gain"] = out["accuracy"] - out["accuracy_before"]

@@ -81,3 +81,20 @@ def final_runs(table: pd.DataFrame) -> dict[str, tuple[float | None, list[str]]]
         at = done[np.isclose(done["lr"].astype(float), picked.lr, rtol=1e-9, atol=0)] if picked.lr else done[:0]
         out[label] = (picked.lr, list(at["run_id"]))
     return out
+
+
+def selected_rates(reader: Reader, model: str) -> dict[str, float]:
+    """method -> the rate the newest sweep on `model` selected for it (its label being the method's own name, not
+    a variant such as pissa); what the Launch form pre-fills."""
+    try:
+        runs = reader.runs()
+    except GeodiagError:
+        return {}
+    runs = runs[(runs["kind"] == "train") & (runs["model"] == model) & (runs["label"] == runs["method"])]
+    picked = [s for s, c in zip(runs["sweep"], runs["config"], strict=True) if s and parsed_config(c).get("selection")]
+    out: dict[str, float] = {}
+    for sweep in dict.fromkeys(picked):  # newest first
+        for label, (lr, ids) in final_runs(sweep_table(reader, sweep)).items():
+            if lr and ids and label not in out:
+                out[label] = lr
+    return out

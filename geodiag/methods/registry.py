@@ -24,6 +24,9 @@ class MethodSpec:
     # (target parameters, Geometry) -> the options that come closest under the method's rule (allocation.budget);
     # None: the method has no size to match (full fine-tuning)
     size: Sizer | None = None
+    # a learning rate at which it learns the default task on SmolLM2-135M in 100 steps (the sample store's runs):
+    # what the Launch form pre-fills when the store has selected none for it
+    lr: float = 1e-3
 
     def code(self):
         """The adapter module (imports torch)."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from geodiag import figures
+from geodiag import figures, lab
+from geodiag.lab import verdicts
 from geodiag.names import EVAL_ACCURACY, LOSS_LM
 from geodiag.store import Reader
 
@@ -26,6 +27,18 @@ def load_figure_data(store: str, name: str, run_ids: tuple[str, ...]) -> pd.Data
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
 def load_metrics(store: str, run_ids: tuple[str, ...], names: tuple[str, ...]) -> pd.DataFrame:
     return Reader(store).metrics(list(run_ids), names)
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def load_verdicts(store: str, sweep: str, reference: str) -> pd.DataFrame:
+    """`geodiag results`'s table; a GeodiagError (no reference run, nothing finished) passes through."""
+    return verdicts(Reader(store), sweep, reference)
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def selected_rates(store: str, model: str) -> dict[str, float]:
+    """method -> the learning rate the store's newest sweep on `model` selected for it."""
+    return lab.selected_rates(Reader(store), model)
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)

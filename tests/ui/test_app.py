@@ -253,3 +253,30 @@ def test_a_bad_launch_value_is_one_sentence_and_starts_nothing(tmp_path, monkeyp
     at.number_input(key="l-manifold-r_div").set_value(0).run()
     next(b for b in at.button if b.label == "Start training").click().run()
     assert [e.value for e in at.error] == ["r_div must be a positive integer, got 0."]
+
+
+def test_the_train_form_prefills_the_rate_the_store_selected_else_the_methods_own(tmp_path, monkeypatch):
+    from geodiag.cli import build_parser
+    from geodiag.store import Writer
+    from geodiag.ui import launch
+
+    started = []
+    monkeypatch.setattr(launch, "spawn", lambda args, log_dir: started.append(args) or launch.Launched(
+        1, args, str(tmp_path / "log"), 0.0))
+    monkeypatch.setattr(launch, "finished", lambda pid: 0)
+    store = tmp_path / "s.duckdb"
+    w = Writer(store)
+    for lr, dev in ((1e-4, 0.2), (3e-3, 0.5)):  # a selection on smollm2 that chose 3e-3 for lora
+        rid = w.create_run(name=f"lora lr{lr}", kind="train", method="lora", model="smollm2", config={
+            "sweep": "sel", "seed": 0, "label": "lora", "lr": lr,
+            "selection": {"grid": [1e-4, 3e-3], "seeds": [0], "phase": "select"}})
+        w.append(rid, [{"step": 10, "wall_time": 0.0, "name": "dev/accuracy", "value": dev}])
+        w.set_status(rid, "finished")
+    at = run_app(store, "launch.py")
+    assert at.number_input(key="l-lr-manifold-smollm2").value == 2e-3  # nothing selected: the method's own rate
+    at.selectbox(key="l-method").set_value("lora").run()
+    assert at.number_input(key="l-lr-lora-smollm2").value == 3e-3 and not at.exception
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert build_parser().parse_args(started[0][3:]).lr == 3e-3
+    at.text_input(key="l-model").input("tiny").run()  # another model: the store chose nothing for it
+    assert at.number_input(key="l-lr-lora-tiny").value == 1e-3

@@ -19,4 +19,5 @@ class FullConfig(MethodConfig):
 
 
 REGISTERED = register(MethodSpec("full", FullConfig, "geodiag.methods.full.model",
-                           "full fine-tuning of the target weights (the reference for GID dynamics, RaLoRA Fig. 3c)"))
+                           "full fine-tuning of the target weights (the reference for GID dynamics, RaLoRA Fig. 3c)",
+                           lr=2e-5))

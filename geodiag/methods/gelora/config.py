@@ -47,4 +47,5 @@ def size(target: int, geo: Geometry) -> Sized | None:
 
 
 REGISTERED = register(MethodSpec("gelora", GeLoraConfig, "geodiag.methods.gelora.model",
-                                 "GeLoRA: ranks from the intrinsic-dimension profile, as reported", size))
+                                 "GeLoRA: ranks from the intrinsic-dimension profile, as reported", size,
+                                 lr=1e-4))  # alpha = 32 r: an update scale 16x LoRA's alpha = 2 r

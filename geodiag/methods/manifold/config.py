@@ -60,4 +60,4 @@ def size(target: int, geo: Geometry) -> Sized | None:
 
 
 REGISTERED = register(MethodSpec("manifold", ManifoldConfig, "geodiag.methods.manifold.model",
-                           "ManifoldLoRA: gated adaptive rank + manifold probes", size))
+                           "ManifoldLoRA: gated adaptive rank + manifold probes", size, lr=2e-3))
