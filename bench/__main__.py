@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, each timing ours and the reference side by side in one run.
 
-python -m bench [--only metrics,store,engine,gid,scale,intruders] [--quick]
+python -m bench [--only metrics,store,engine,gid,scale,intruders,evaluation] [--quick]
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 from bench import metrics
 from bench.metrics import RESULTS
 
-SUITES = ("metrics", "store", "engine", "gid", "scale", "intruders")
+SUITES = ("metrics", "store", "engine", "gid", "scale", "intruders", "evaluation")
 
 
 def run_store(quick: bool) -> dict:
@@ -94,6 +94,21 @@ def run_intruders(quick: bool) -> dict:
     return r
 
 
+def run_evaluation(quick: bool) -> dict:
+    from bench.evaluation import bench_eval_cost, bench_item_overhead
+
+    model = "tiny" if quick else "smollm2"
+    c = bench_eval_cost(model, n_test=64 if quick else 512, n_dev=16 if quick else 128)
+    print(f"evaluation on {model}: {c['test_items']} test items in {c['test_s']:.1f} s ({c['test_items_per_s']:.1f} "
+          f"items/s; accuracy {c['test_accuracy']:.3f}), {c['dev_items']} dev items in {c['dev_s']:.1f} s")
+    o = bench_item_overhead(model, steps=4 if quick else 20, eval_size=16 if quick else 512,
+                            dev_size=8 if quick else 128)
+    print(f"per-item records on {model} ({o['item_rows_per_run']:,} rows a run; {o['steps']} steps, {o['eval_size']} "
+          f"test + {o['dev_size']} dev items evaluated twice): {o['with_items_s']:.1f} s vs "
+          f"{o['without_items_s']:.1f} s a run without them -> {o['ratio']:.3f}x (goal <= 1.03x)")
+    return {"cost": c, "item_overhead": o}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=",".join(SUITES), help=f"comma-separated subset of {', '.join(SUITES)}")
@@ -107,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"geodiag benchmarks (torch {env['torch']}, {env['threads']} threads)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     runners = {"metrics": lambda q: metrics.run(q), "store": run_store, "engine": run_engine, "gid": run_gid,
-               "scale": run_scale, "intruders": run_intruders}
+               "scale": run_scale, "intruders": run_intruders, "evaluation": run_evaluation}
     for suite in chosen:
         result = runners[suite](args.quick)
         out = RESULTS / f"{suite}.json"
