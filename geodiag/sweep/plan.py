@@ -82,6 +82,7 @@ def resolve(spec: SweepSpec, *, run_analyses: bool = True, progress: bool = True
             ) -> Resolved:
     """Shapes, shared analyses (run now unless `run_analyses` is off: then they must exist) and sizes.
     `check_only`: the model and the budget of the methods that need no analysis, nothing else."""
+    check_data(spec)
     shapes = model_shapes(spec)
     needed = sorted({ANALYSIS_OF[v.method] for v in spec.variants
                      if v.method in ANALYSIS_OF and "from_analysis" not in v.options})
@@ -92,6 +93,23 @@ def resolve(spec: SweepSpec, *, run_analyses: bool = True, progress: bool = True
     analyses = {kind: shared_analysis(spec, kind, run=run_analyses, progress=progress) for kind in needed}
     sizes = size_all(spec, shapes, analyses) if spec.budget else {}
     return Resolved(spec, shapes, analyses, sizes)
+
+
+def check_data(spec: SweepSpec) -> None:
+    """Every distinct data setting of the sweep's cells split once (milliseconds for a task), so a dev plus test
+    size the task cannot supply disjointly is a sentence before any cell or analysis runs."""
+    from geodiag.config import TrainConfig
+    from geodiag.data import load_data
+
+    seen = set()
+    for v in spec.variants:
+        cfg = TrainConfig.from_dict({k: val for k, val in {**spec.train, **v.train}.items() if k != "store"})
+        key = (cfg.task, cfg.dataset, cfg.data_seed, cfg.eval_size, cfg.record_batch, cfg.dev_size, cfg.train_size,
+               repr(sorted(cfg.task_options.items())))
+        if key not in seen:
+            seen.add(key)
+            load_data(cfg.task, cfg.dataset, n_train=cfg.train_size, n_eval=max(cfg.eval_size, cfg.record_batch),
+                      seed=cfg.data_seed, options=cfg.task_options, n_dev=cfg.dev_size)
 
 
 def model_shapes(spec: SweepSpec) -> tuple[ModuleShape, ...]:

@@ -34,3 +34,11 @@ def test_errors_are_one_sentence_and_exit_2(tmp_path):
     assert len(out.stderr.strip().splitlines()) == 1
     missing = geodiag("runs", "show", "abc", "--store", str(tmp_path / "none.duckdb"))
     assert missing.returncode == 2 and "There is no store at" in missing.stderr
+
+
+def test_dev_and_test_the_task_cannot_supply_disjointly_are_one_sentence_and_write_nothing(tmp_path):
+    store = tmp_path / "s.duckdb"
+    out = geodiag("train", "--model", "tiny", "--method", "lora", "--steps", "1", "--eval-size", "300",
+                  "--dev-size", "300", "--task-option", "max_digits=1", "--store", str(store), "--no-progress")
+    assert out.returncode == 2 and "lower --eval-size or --dev-size" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and not store.exists()
