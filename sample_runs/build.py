@@ -8,8 +8,9 @@ the default task:
    parameter count, over seeds (two cells at a time, one thread each).
 
 Everything is written to the work folder's store first, and resumable: run it again after an interruption and the
-sweep skips finished cells (the full run too). The store is then copied into a fresh DuckDB file at --out (adapters
-and spool are not shipped). On 2 CPU cores it takes a couple of hours.
+sweep skips finished cells (the full run too). A work folder without a store starts from the shipped one, so a
+build also resumes on another machine from whatever cells were shipped. The store is then copied into a fresh
+DuckDB file at --out (adapters and spool are not shipped). On 2 CPU cores the whole build takes several hours.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def build(out: Path, work: Path) -> None:
 
     work.mkdir(parents=True, exist_ok=True)
     store = work / "geodiag.duckdb"
+    if not store.exists() and out.exists():  # resume from what was shipped: its finished cells are skipped
+        shutil.copyfile(out, store)
     t0 = time.monotonic()
     if not _finished(store, FULL["run_name"]):
         print("full fine-tuning with GID dynamics", flush=True)

@@ -13,7 +13,8 @@ def rng() -> np.random.Generator:
 @pytest.fixture(scope="session")
 def dashboard_store(tmp_path_factory) -> dict:
     """A real store written by the engine on the tiny model: GID and ID analyses, a LoRA run, a full
-    fine-tuning run with GID dynamics, then, as cells of one sweep, LoRA, DoRA, RaLoRA and a ManifoldLoRA run with
+    fine-tuning run with GID dynamics, two LoRA runs of a learning-rate selection (a sweep of their own), then, as
+    cells of one sweep, LoRA, DoRA, RaLoRA and a ManifoldLoRA run with
     subspace angles (newest, so the dashboard opens on it). Returns the store path and the run ids by method."""
     import json
 
@@ -32,6 +33,11 @@ def dashboard_store(tmp_path_factory) -> dict:
     common = dict(model="tiny", dataset=str(data), steps=6, batch_size=4, grad_accum=1, record_every=3,
                   eval_size=1, record_batch=3, warmup=0.0, max_new_tokens=2, store=store)
     ids["full"] = train(TrainConfig(method="full", record_gid_every=2, **common), progress=False)
+    for lr in (1e-3, 3e-2):  # a learning-rate selection on the task's dev items, a sweep of its own
+        ids[f"select-{lr:g}"] = train(TrainConfig(
+            **{**common, "dataset": None, "eval_size": 2, "dev_size": 4, "train_size": 32}, method="lora", lr=lr,
+            sweep="fixture-select", label="lora", method_options={"r": 2},
+            selection={"grid": [1e-3, 3e-2], "seeds": [0], "phase": "select"}), progress=False)
     common["sweep"] = "fixture-sweep"  # the Results page's: every run below is a cell of one sweep
     ids["lora"] = train(TrainConfig(method="lora", method_options={"r": 4}, **common), progress=False)
     ids["dora"] = train(TrainConfig(method="dora", lr=1e-2, method_options={"r": 4}, **common), progress=False)

@@ -67,10 +67,12 @@ def choose(table: pd.DataFrame, label: str, grid: tuple[float, ...], seeds: tupl
 
 
 def final_runs(table: pd.DataFrame) -> dict[str, tuple[float | None, list[str]]]:
-    """label -> (its rate, its finished final runs): with a grid, the runs at the chosen rate on every seed (the
-    selection run at that rate included); without one, every finished run of the label."""
+    """label -> (its rate, its finished final runs), in the order the sweep ran its labels: with a grid, the runs
+    at the chosen rate on every seed (the selection run at that rate included); without one, every finished run of
+    the label."""
     out = {}
-    for label, mine in table.groupby("label", sort=False):
+    for label, mine in table.iloc[::-1].groupby("label", sort=False):  # oldest first: the sweep's own order
+        mine = mine.iloc[::-1]  # newest first again, as choose() and the cells expect
         grids = [g for g in mine["grid"] if g]
         done = mine[mine["status"] == "finished"].drop_duplicates(["lr", "seed"])
         if not grids:

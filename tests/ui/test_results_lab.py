@@ -1,9 +1,11 @@
 """The Results page and the allocation lab, rendered (AppTest) on a real store: every run of the sweep a point,
 the lab's numbers those of the allocation rules, and "Train this allocation" handing the file to Launch."""
 
+import base64
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -43,7 +45,22 @@ def test_results_page_draws_every_run_of_the_sweep(dashboard_store):
     at = open_page(dashboard_store["store"], "results.py", run=dashboard_store["ids"]["manifold"])
     assert at.selectbox(key="results-sweep").value == "fixture-sweep"
     assert run_points(at) == sweep_runs(dashboard_store["store"], "fixture-sweep") == 4
-    assert len(at.get("plotly_chart")) == 2 and len(at.dataframe) == 2  # outcomes and geometry, two tables
+    charts = [c.key for c in at.get("plotly_chart")]  # no learning-rate grid in this sweep: no lr curves
+    assert charts == ["chart-results", "chart-forgetting", "chart-outcome", "chart-outcome-forgetting"]
+    verdicts, spearman = at.dataframe  # `geodiag results`'s table (in points), then geometry against the gain
+    assert list(verdicts.value["label"]) == ["lora", "dora", "ralora", "manifold"]
+    assert list(verdicts.value["verdict"]) == ["reference"] + ["indistinguishable"] * 3 and len(spearman.value) == 4
+    assert any("can detect" in w.value or "has an interval" in w.value for w in [*at.warning, *at.info])
+
+
+def test_results_page_draws_the_learning_rate_curves_of_a_selection(dashboard_store):
+    at = open_page(dashboard_store["store"], "results.py", run=dashboard_store["ids"]["select-0.001"])
+    assert at.selectbox(key="results-sweep").value == "fixture-select" and not at.exception
+    charts = {c.key: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+    curve = next(t for t in charts["chart-lr"]["data"] if t.get("mode") == "lines+markers")
+    x = curve["x"]  # plotly may send a typed array
+    x = np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"]) if isinstance(x, dict) else np.array(x)
+    assert sorted(x.tolist()) == [1e-3, 3e-2]  # dev accuracy at both grid values
 
 
 @pytest.mark.skipif(not SAMPLE.exists(), reason="no sample store")
