@@ -23,7 +23,7 @@ def test_allocate_then_train_the_file(tmp_path):
     data = json.loads(out.read_text())
     assert data["source_run"] == gid and data["model"] == "tiny" and len(data["shapes"]) == 8  # q,k,v,o x 2 layers
     trained = geodiag("train", "--model", "tiny", "--allocation", str(out), "--steps", "2", "--eval-size", "0",
-                      "--no-progress", "--store", store)
+                      "--dev-size", "0", "--no-progress", "--store", store)
     assert trained.returncode == 0, trained.stderr
     run = Reader(store).run(trained.stdout.split()[0])
     assert run["method"] == "ralora-pro"  # the file's rule

@@ -73,7 +73,7 @@ def test_train_from_a_stored_gid_analysis(tmp_path, method):
     analysis = out.stdout.strip()
     out = geodiag("train", "--model", "tiny", "--method", method, "--from-analysis", analysis, "--r", "2",
                   "--steps", "6", "--grad-accum", "1", "--record-every", "3", "--eval-size", "2", "--lr", "1e-2",
-                  "--store", store, "--no-progress")
+                  "--dev-size", "2", "--store", store, "--no-progress")
     assert out.returncode == 0, out.stderr
     rid = out.stdout.strip()
     reader = Reader(store)
@@ -98,7 +98,8 @@ def test_lora_gid_and_gelora_train_with_the_analysed_ranks(tmp_path, method, ana
     aid = out.stdout.strip()
     flags = ["--gelora-scale", "4"] if method == "gelora" else []
     out = geodiag("train", "--model", "tiny", "--method", method, "--from-analysis", aid, *flags, "--steps", "4",
-                  "--grad-accum", "1", "--record-every", "2", "--eval-size", "2", "--store", store, "--no-progress")
+                  "--grad-accum", "1", "--record-every", "2", "--eval-size", "2", "--dev-size", "2", "--store", store,
+                  "--no-progress")
     assert out.returncode == 0, out.stderr
     rid = out.stdout.strip()
     reader = Reader(store)

@@ -13,8 +13,8 @@ from helpers import geodiag
 
 from geodiag.store import Reader
 
-FAST = ["--model", "tiny", "--steps", "3", "--eval-size", "2", "--max-new-tokens", "2", "--record-every", "3",
-        "--train-size", "64", "--no-progress"]
+FAST = ["--model", "tiny", "--steps", "3", "--eval-size", "2", "--dev-size", "4", "--max-new-tokens", "2",
+        "--record-every", "3", "--train-size", "64", "--no-progress"]
 
 
 def listed(store: str) -> list[dict]:
@@ -129,8 +129,8 @@ def test_learning_rate_selection_trains_the_grid_then_the_other_seeds_at_the_bes
     import numpy as np
 
     store = str(tmp_path / "s.duckdb")
-    args = ["sweep", "--methods", "lora,manifold", "--seeds", "0,1", "--lr-grid", "3e-2,1e-3", "--dev-size", "4",
-            "--store", store, *FAST]
+    args = ["sweep", "--methods", "lora,manifold", "--seeds", "0,1", "--lr-grid", "3e-2,1e-3", "--store", store,
+            *FAST]
     plan = geodiag(*args, "--plan")
     assert plan.returncode == 0, plan.stderr
     assert "4 selection runs" in plan.stdout and "2 final runs at the chosen rates: 6 runs" in plan.stdout
