@@ -72,15 +72,11 @@ def _row(label: str, lr, run_ids: list[str], runs: pd.DataFrame, items: pd.DataF
     f = forgetting.reindex(run_ids).dropna()
     out["forgetting"] = float(f.mean()) if len(f) else math.nan
     out["forgetting_se"] = float(f.std(ddof=1) / math.sqrt(len(f))) if len(f) > 1 else math.nan
-    if ref is None:
-        return {**out, "delta": math.nan, "ci_low": math.nan, "ci_high": math.nan, "df": math.nan, "mde": math.nan,
-                "p": math.nan}
-    seeds = sorted(set(x.index) & set(ref.index))
-    shared = [c for c in x.columns if c in ref.columns]
-    d = two_way(x.loc[seeds, shared].to_numpy() - ref.loc[seeds, shared].to_numpy()) if seeds and shared else None
-    if d is None:
-        return {**out, "delta": math.nan, "ci_low": math.nan, "ci_high": math.nan, "df": math.nan, "mde": math.nan,
-                "p": math.nan}
+    seeds = sorted(set(x.index) & set(ref.index)) if ref is not None else []
+    shared = [c for c in x.columns if c in ref.columns] if ref is not None else []
+    if not seeds or not shared:  # the reference itself, or nothing in common with it
+        return {**out, **dict.fromkeys(("delta", "ci_low", "ci_high", "df", "mde", "p"), math.nan)}
+    d = two_way(x.loc[seeds, shared].to_numpy() - ref.loc[seeds, shared].to_numpy())  # paired: same seed, same item
     lo, hi = d.interval()
     return {**out, "delta": d.mean, "ci_low": lo, "ci_high": hi, "df": d.df, "mde": d.mde(), "p": d.p_value()}
 
