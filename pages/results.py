@@ -82,13 +82,13 @@ if data is not None:
         figure_section("outcome", [sweep], runs, height=360)
     with forgetting:
         figure_section("outcome-forgetting", [sweep], runs, height=360)
-    data = data[data["final"].astype(bool)]
     rows = [{"summary": text, **spearman(data[col], data["gain"])} for col, text in SUMMARIES.items()]
     st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={
         "rho": st.column_config.NumberColumn("Spearman ρ vs accuracy gain", format="%.2f"),
         "lo": st.column_config.NumberColumn("95% low", format="%.2f"),
         "hi": st.column_config.NumberColumn("95% high", format="%.2f"), "n": "runs"})
-    st.caption("ρ over runs (seeds count separately), with a Fisher-z interval (Bonett & Wright's variance); n is "
+    st.caption("ρ over runs (seeds and a selection's learning rates count separately: the rate moves geometry and "
+               "outcome together), with a Fisher-z interval (Bonett & Wright's variance); n is "
                "the number of runs with both values. Below n = 4 there is no interval, and with a dozen runs even "
                "ρ = 0.5 is compatible with no relation.")
 

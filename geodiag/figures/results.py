@@ -79,8 +79,8 @@ def compared(df: pd.DataFrame) -> pd.DataFrame:
 def geometry(df: pd.DataFrame, target: str = "gain", **_) -> go.Figure:
     """Each run's geometry summary against its accuracy gain (after − before) or its forgetting, one panel per
     summary, with Spearman's rho, its 95% interval (Fisher z) and n in the title: with a handful of runs the
-    interval is wide, and says so."""
-    df = compared(df)
+    interval is wide, and says so. Every finished run of the sweep is a point, the selection's other learning rates
+    included: the rate moves geometry and outcome together, which is part of what this asks."""
     have = [c for c in SUMMARIES if c in df and df[c].notna().sum() >= 2]
     if df.empty or not have or target not in df or df[target].isna().all():
         return empty_figure(f"no run has both {TARGETS[target]} and a geometry summary")

@@ -178,6 +178,6 @@ def test_a_bad_grid_is_one_sentence_and_writes_nothing(tmp_path):
                         (["--lr-grid", "1e-3", "--dev-size", "0"], "Learning-rate selection needs dev items"),
                         (["--lr-grid", "1e-3", "--select-seeds", "7"], "select_seeds 7 is not one of"),
                         (["--dev-size", "300", "--eval-size", "300", "--task-option", "max_digits=1"], "supplied")):
-        out = geodiag("sweep", "--methods", "lora", "--store", str(store), *extra, *FAST)
+        out = geodiag("sweep", "--methods", "lora", "--store", str(store), *FAST, *extra)  # extra's flags win
         assert out.returncode == 2 and says in out.stderr and out.stderr.count("\n") == 1, (extra, out.stderr)
     assert not store.exists() and not (tmp_path / "sweeps").exists()

@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from geodiag import allocation as alloc
-from geodiag.lab import stored_analysis
+from geodiag.lab import outcomes, stored_analysis, sweep_run_ids
 from geodiag.store import Reader
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -69,8 +69,11 @@ def test_results_page_on_the_sample_store(tmp_path):
     sweeps = runs["sweep"].dropna()
     if sweeps.empty:
         pytest.fail("the sample store has no sweep: rebuild it with `make sample-runs`")
-    at = open_page(SAMPLE, "results.py")
-    assert run_points(at) == sweep_runs(SAMPLE, at.selectbox(key="results-sweep").value) >= 16
+    at = open_page(SAMPLE, "results.py", **{"results-sweep": "sample-r8"})
+    assert run_points(at) == sweep_runs(SAMPLE, "sample-r8") >= 16  # no grid: every run is compared
+    at = open_page(SAMPLE, "results.py", **{"results-sweep": "sample-protocol"})
+    compared = outcomes(Reader(SAMPLE), sweep_run_ids(Reader(SAMPLE), "sample-protocol"))["final"]
+    assert run_points(at) == int(compared.sum()) < len(compared)  # each label at its chosen rate only
 
 
 def test_the_lab_shows_the_rules_numbers_and_trains_the_file_through_launch(dashboard_store, tmp_path):
