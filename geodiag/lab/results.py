@@ -12,9 +12,9 @@ import pandas as pd
 from geodiag import names as n
 from geodiag.errors import GeodiagError
 from geodiag.lab.compare import holm, two_way, verdict
-from geodiag.lab.outcomes import sweep_of
+from geodiag.lab.outcomes import outcomes, sweep_of
 from geodiag.lab.selection import final_runs, sweep_table
-from geodiag.store import Reader, parsed_config
+from geodiag.store import Reader
 
 KEYS = ["label", "method", "lr", "seeds", "n_items", "params", "accuracy", "accuracy_se", "delta", "ci_low",
         "ci_high", "df", "mde", "p", "p_holm", "verdict", "forgetting", "forgetting_se", "dev_accuracy"]
@@ -31,10 +31,10 @@ def verdicts(reader: Reader, sweep_or_run: str, reference: str = "lora") -> pd.D
         raise GeodiagError(f"Sweep {sweep} has no finished {reference} run to compare with; choose --reference from "
                            f"{', '.join(finals)}.")
     runs = table.set_index("run_id")
-    items = item_table(reader, [r for _, ids in finals.values() for r in ids])
-    forgetting = _forgetting(reader, [r for _, ids in finals.values() for r in ids])
+    compared = [r for _, ids in finals.values() for r in ids]
+    items, per_run = item_table(reader, compared), outcomes(reader, compared).set_index("run_id")
     ref = _matrix(items, runs, finals[reference][1])
-    rows = [_row(label, lr, ids, runs, items, ref if label != reference else None, forgetting)
+    rows = [_row(label, lr, ids, runs, items, ref if label != reference else None, per_run)
             for label, (lr, ids) in sorted(finals.items(), key=lambda kv: kv[0] != reference)]
     out = pd.DataFrame(rows, columns=KEYS)
     out["p_holm"] = holm(out["p"].tolist())
@@ -62,14 +62,15 @@ def _matrix(items: pd.DataFrame, runs: pd.DataFrame, run_ids: list[str]) -> pd.D
 
 
 def _row(label: str, lr, run_ids: list[str], runs: pd.DataFrame, items: pd.DataFrame, ref: pd.DataFrame | None,
-         forgetting: pd.Series) -> dict:
+         per_run: pd.DataFrame) -> dict:
+    """One label's numbers; `per_run` is the outcome table (parameters, forgetting) of the compared runs."""
     x = _matrix(items, runs, run_ids).dropna(axis=1)
     own = two_way(x.to_numpy())
     first = runs.loc[run_ids[0]]
     out = {"label": label, "method": first["method"], "lr": lr, "seeds": sorted(int(s) for s in x.index),
-           "n_items": 0 if list(x.columns) == [-1] else x.shape[1], "params": _params(first),
+           "n_items": 0 if list(x.columns) == [-1] else x.shape[1], "params": per_run.loc[run_ids[0], "params"],
            "accuracy": own.mean, "accuracy_se": own.se, "dev_accuracy": float(runs.loc[run_ids, "dev_accuracy"].mean())}
-    f = forgetting.reindex(run_ids).dropna()
+    f = per_run.loc[run_ids, "forgetting"].dropna()
     out["forgetting"] = float(f.mean()) if len(f) else math.nan
     out["forgetting_se"] = float(f.std(ddof=1) / math.sqrt(len(f))) if len(f) > 1 else math.nan
     seeds = sorted(set(x.index) & set(ref.index)) if ref is not None else []
@@ -79,22 +80,6 @@ def _row(label: str, lr, run_ids: list[str], runs: pd.DataFrame, items: pd.DataF
     d = two_way(x.loc[seeds, shared].to_numpy() - ref.loc[seeds, shared].to_numpy())  # paired: same seed, same item
     lo, hi = d.interval()
     return {**out, "delta": d.mean, "ci_low": lo, "ci_high": hi, "df": d.df, "mde": d.mde(), "p": d.p_value()}
-
-
-def _params(run: pd.Series) -> int | None:
-    budget = parsed_config(run["config"]).get("budget") or {}
-    value = budget.get("params", run["trainable_params"])
-    return None if value is None or pd.isna(value) else int(value)
-
-
-def _forgetting(reader: Reader, run_ids: list[str]) -> pd.Series:
-    """run_id -> forget/loss at its last record minus at step 0."""
-    m = reader.metrics(run_ids, [n.FORGET_LOSS])
-    if m.empty:
-        return pd.Series(dtype=float)
-    g = m.sort_values("step").groupby("run_id")["value"]
-    both = g.count() >= 2
-    return (g.last() - g.first())[both]
 
 
 def power_sentence(table: pd.DataFrame) -> str:
