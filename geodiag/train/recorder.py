@@ -24,6 +24,7 @@ from geodiag.methods.base import Adapted
 from geodiag.names import FORGET_LOSS, ITEM_EXACT, ITEM_SCORE, LOSS_LM, LR, SPLIT_METRICS
 from geodiag.records import row
 from geodiag.store import Writer
+from geodiag.train.before import BaseEvaluation
 from geodiag.train.loss import held_out_loss
 from geodiag.train.stop import Cancelled
 
@@ -41,7 +42,7 @@ class Recorder:
     loss: Callable[[dict], torch.Tensor] | None = None  # the training loss, for the held-out loss
     eval_batches: dict[str, list[dict[str, torch.Tensor]]] = field(default_factory=dict)  # split -> labelled items
     forget_batches: list[dict[str, torch.Tensor]] = field(default_factory=list)  # the forgetting text's windows
-    forget_before: float | None = None  # the base model's loss on them
+    before: BaseEvaluation | None = None  # step 0: the base model's numbers, computed before any adapter existed
     t0: float = field(default_factory=time.monotonic)
     rows: list[dict] = field(default_factory=list)
     bar: tqdm | None = None
@@ -64,8 +65,6 @@ class Recorder:
         """The allocation an allocation-driven method was built with, and its parameter budget; W's singular
         vectors for the intruder count, before training changes anything."""
         self.rows += initial_rows(self.adapted)
-        if self.forget_before is not None:
-            self.rows.append(row(0, self.wall(), FORGET_LOSS, self.forget_before))
         if self.intruders:
             self.intruders.start(self.adapted)
 
@@ -96,7 +95,11 @@ class Recorder:
 
     def evaluate(self, step: int) -> None:
         """Accuracy, mean score and held-out loss on the test and dev splits (each item's score too, keyed by its
-        position in the split); at the end, the loss on the forgetting text."""
+        position in the split); at the end, the loss on the forgetting text. Step 0 is the base model's numbers,
+        measured before the adapters were attached (`before`), on every rank alike: nothing to gather."""
+        if step == 0:
+            self._before()
+            return
         for split in SPLIT_METRICS:
             self._evaluate_split(step, split)
         if step == self.cfg.steps and self.loss and self.forget_batches:
@@ -104,18 +107,31 @@ class Recorder:
             self.rows.append(row(step, self.wall(), FORGET_LOSS, after))
 
     def _evaluate_split(self, step: int, split: str) -> None:
-        accuracy, score, loss = SPLIT_METRICS[split]
         if self.eval_data.split(split):
             scores = self.through_root(lambda: item_scores(self.adapted.model, self.tokenizer, self.eval_data, split,
                                                            max_new_tokens=self.cfg.max_new_tokens))
-            wall, (acc, mean) = self.wall(), summary(scores)
-            self.rows += [row(step, wall, accuracy, acc), row(step, wall, score, mean)]
-            if self.cfg.item_records:
-                self.rows += [row(step, wall, name, v, module=split, idx=k) for k, s in enumerate(scores)
-                              for name, v in ((ITEM_EXACT, float(s >= 1.0)), (ITEM_SCORE, s))]
+            self._scores(step, split, scores)
         if self.loss and self.eval_batches.get(split):
             held_out = self.through_root(lambda: held_out_loss(self.adapted, self.loss, self.eval_batches[split]))
-            self.rows.append(row(step, self.wall(), loss, held_out))
+            self.rows.append(row(step, self.wall(), SPLIT_METRICS[split][2], held_out))
+
+    def _before(self) -> None:
+        if self.before is None:
+            return
+        for split, scores in self.before.scores.items():
+            self._scores(0, split, scores)
+        self.rows += [row(0, self.wall(), SPLIT_METRICS[split][2], v) for split, v in self.before.losses.items()]
+        if self.before.forget is not None:
+            self.rows.append(row(0, self.wall(), FORGET_LOSS, self.before.forget))
+
+    def _scores(self, step: int, split: str, scores: list[float]) -> None:
+        """A split's accuracy and mean score, and each item's (when item records are on)."""
+        accuracy, score, _ = SPLIT_METRICS[split]
+        wall, (acc, mean) = self.wall(), summary(scores)
+        self.rows += [row(step, wall, accuracy, acc), row(step, wall, score, mean)]
+        if self.cfg.item_records:
+            self.rows += [row(step, wall, name, v, module=split, idx=k) for k, s in enumerate(scores)
+                          for name, v in ((ITEM_EXACT, float(s >= 1.0)), (ITEM_SCORE, s))]
 
     def flush(self) -> None:
         if self.rows and self.writer:

@@ -27,8 +27,9 @@ from geodiag.methods.base import Adapted
 from geodiag.models import LoadedModel, hidden_size, linear_modules, load_model, module_shapes
 from geodiag.models.placement import pick_dtype, start_accelerator
 from geodiag.store import Writer
+from geodiag.train.before import base_evaluation
 from geodiag.train.engine import Engine, StepModule, prepare
-from geodiag.train.loss import lm_loss, text_loss
+from geodiag.train.loss import lm_loss
 from geodiag.train.recorder import NullRecorder, Recorder
 
 
@@ -65,8 +66,10 @@ def setup(cfg: TrainConfig, *, progress: bool = True) -> Run:
                      seed=cfg.data_seed, options=cfg.task_options, n_dev=cfg.dev_size)
     model, tok = lm.model.to(device).train(), lm.tokenizer
     forget = forgetting_text(cfg, tok, device)
-    # the base model's loss on it, before any adapter exists (rank 0 records it; nothing is sharded yet)
-    forget_before = text_loss(model, forget[1]) if forget and rank == 0 else None
+    held_out = HeldOut.of(cfg, data, tok, device)
+    # step 0: the base model, before any adapter exists (rank 0 records it; nothing is sharded yet)
+    before, before_info = base_evaluation(model, tok, held_out.data, held_out.batches, forget and forget[1],
+                                          max_new_tokens=cfg.max_new_tokens) if rank == 0 else (None, None)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     encoded = [encode(tok, ex, cfg.max_length) for ex in data.train]
@@ -81,13 +84,32 @@ def setup(cfg: TrainConfig, *, progress: bool = True) -> Run:
     if rank != 0 and not engine.sharded:  # nothing to record, and no collective to take part in
         run.recorder = NullRecorder(cfg)
     else:
-        extra = {"lm_head": lm_head, "splits": {"test": len(data.eval[: cfg.eval_size]), "dev": len(data.dev)},
-                 **({"forget_text": forget[0]} if forget else {})}
-        run.recorder = make_recorder(run, lm, data, extra, progress=progress)
-        run.recorder.loss = loss
+        extra = {"lm_head": lm_head, "splits": {"test": len(held_out.data.eval), "dev": len(data.dev)},
+                 **({"forget_text": forget[0]} if forget else {}), **({"before": before_info} if before else {})}
+        run.recorder = make_recorder(run, lm, data, held_out, extra, progress=progress)
+        run.recorder.loss, run.recorder.before = loss, before
         if forget:
-            run.recorder.forget_batches, run.recorder.forget_before = forget[1], forget_before
+            run.recorder.forget_batches = forget[1]
     return run
+
+
+@dataclass
+class HeldOut:
+    """The test and dev items a run is scored on, and the same items tokenised with their answers as labels
+    (batches of 16 on the device) for the held-out loss."""
+
+    data: TaskData
+    batches: dict[str, list[dict[str, torch.Tensor]]]
+
+    @classmethod
+    def of(cls, cfg: TrainConfig, data: TaskData, tok, device: torch.device) -> HeldOut:
+        scored = type(data)(data.name, data.train, data.eval[: cfg.eval_size], data.score, data.dev)
+
+        def labelled(items: list) -> list[dict[str, torch.Tensor]]:
+            return [to_device(collate([encode(tok, ex, cfg.max_length) for ex in items[i: i + 16]],
+                                      tok.pad_token_id), device) for i in range(0, len(items), 16)]
+
+        return cls(scored, {split: labelled(scored.split(split)) for split in ("test", "dev")})
 
 
 def forgetting_text(cfg: TrainConfig, tok, device: torch.device) -> tuple[dict, list[dict]] | None:
@@ -102,13 +124,13 @@ def forgetting_text(cfg: TrainConfig, tok, device: torch.device) -> tuple[dict, 
     return {"source": text.source, "sha1": text.sha, "tokens": tokens}, [to_device(b, device) for b in batches]
 
 
-def make_recorder(run: Run, lm: LoadedModel, data: TaskData, extra: dict, *, progress: bool) -> Recorder:
+def make_recorder(run: Run, lm: LoadedModel, data: TaskData, held_out: HeldOut, extra: dict, *,
+                  progress: bool) -> Recorder:
     """Rank 0's recorder creates the run in the store; a sharded run's other ranks record along, writing
     nothing, so that every gather and record forward has all its ranks."""
     cfg, adapted, engine, tok = run.cfg, run.adapted, run.engine, lm.tokenizer
     record_batch = to_device(collate([encode(tok, ex, cfg.max_length) for ex in data.eval[: cfg.record_batch]],
                                      tok.pad_token_id), run.device)
-    eval_data = type(data)(data.name, data.train, data.eval[: cfg.eval_size], data.score, data.dev)
     writer = Writer(cfg.store) if engine.rank == 0 else None
     run_id = writer.create_run(
         name=cfg.name(), kind="train", method=adapted.method, model=cfg.model, task=data.name,
@@ -119,14 +141,8 @@ def make_recorder(run: Run, lm: LoadedModel, data: TaskData, extra: dict, *, pro
     if progress and writer:
         tqdm.write(f"run {run_id}  ({adapted.method} on {cfg.model}, {adapted.trainable_parameters():,} trainable "
                    f"parameters, {engine.strategy}) -> {cfg.store}", file=sys.stderr)
-
-    def labelled(split: str) -> list[dict]:
-        items = eval_data.split(split)
-        return [to_device(collate([encode(tok, ex, cfg.max_length) for ex in items[i: i + 16]], tok.pad_token_id),
-                          run.device) for i in range(0, len(items), 16)]
-
-    return Recorder(cfg, adapted, tok, record_batch, eval_data, writer, run_id, through_root=engine.through_root,
-                    eval_batches={"test": labelled("test"), "dev": labelled("dev")})
+    return Recorder(cfg, adapted, tok, record_batch, held_out.data, writer, run_id, through_root=engine.through_root,
+                    eval_batches=held_out.batches)
 
 
 def build_method(cfg: TrainConfig, model: nn.Module, encoded: list[dict], pad_id: int, device: torch.device, *,
