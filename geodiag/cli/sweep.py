@@ -12,7 +12,7 @@ from geodiag.cli.train import key_values, method_specs
 from geodiag.config import TrainConfig, read_mapping
 from geodiag.errors import GeodiagError
 from geodiag.options import schema
-from geodiag.sweep import FINAL, PER_CELL, SELECT, Outcome, emit, from_mapping, resolve, run_cells
+from geodiag.sweep import PER_CELL, SELECT, Outcome, emit, from_mapping, resolve, run_cells
 
 
 def add_parser(sub) -> None:
@@ -77,17 +77,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(resolved, cells, workers: int, progress: bool, *, single: bool) -> Outcome:
-    """The selection cells, then the final cells at the rates the selection chose."""
-    outcome = run_cells(resolved, [c for c in cells if c.phase == SELECT], workers=workers, progress=progress)
-    final, blocked = resolved.finalise([c for c in cells if c.phase == FINAL])
-    if single and blocked:
-        raise GeodiagError(f"{next(iter(blocked.values()))}; run the selection cells first (Slurm: the selection "
-                           "array).")
-    run_cells(resolved, final, workers=workers, progress=progress, outcome=outcome)
-    for cell, why in blocked.items():
-        outcome.failed[cell] = why
-        print(f"{cell} not run: {why}.", file=sys.stderr)
-    return outcome
+    """The cells, each label's final cells as soon as its selection has chosen their rate."""
+    if single and cells[0].chosen_later:
+        ready, blocked = resolved.finalise(cells)
+        if blocked:
+            raise GeodiagError(f"{next(iter(blocked.values()))}; run the selection cells first (Slurm: the "
+                               "selection array).")
+        cells = ready
+    return run_cells(resolved, cells, workers=workers, progress=progress)
 
 
 def _values(args: argparse.Namespace) -> dict:

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from geodiag.errors import GeodiagError
 from geodiag.store import Reader, Writer
 from geodiag.sweep.plan import Resolved
-from geodiag.sweep.spec import Cell
+from geodiag.sweep.spec import SELECT, Cell
 
 
 @dataclass
@@ -65,26 +65,28 @@ def todo(resolved: Resolved, cells: list[Cell]) -> tuple[list[Cell], list[Cell]]
     return run, skip
 
 
-def run_cells(resolved: Resolved, cells: list[Cell], *, workers: int = 1, progress: bool = True,
-              outcome: Outcome | None = None) -> Outcome:
-    """Run the cells not already done (adding to `outcome`), `workers` processes at a time."""
-    folder = sweep_folder(resolved)
-    pending, skipped = todo(resolved, cells)
-    outcome = outcome or Outcome()
+def run_cells(resolved: Resolved, cells: list[Cell], *, workers: int = 1, progress: bool = True) -> Outcome:
+    """Run the cells not already done, `workers` processes at a time. A final cell whose rate its label's selection
+    chooses waits until that label has no selection cell left to run, then goes to the front of the queue: labels
+    finish one after another, so a long sweep stopped midway leaves whole labels rather than a selection phase for
+    every label, and the workers never idle while a later label still has cells."""
+    folder, outcome = sweep_folder(resolved), Outcome()
+    pending, skipped = todo(resolved, [c for c in cells if not c.chosen_later])
+    waiting = [c for c in cells if c.chosen_later]
     outcome.skipped += [name(c) for c in skipped]
-    phase = f" ({cells[0].phase})" if cells and resolved.spec.phases else ""
-    bar = tqdm(total=len(pending), desc=f"sweep {resolved.spec.id}{phase}", unit="run", disable=not progress)
+    bar = tqdm(total=len(pending) + len(waiting), desc=f"sweep {resolved.spec.id}", unit="run",
+               disable=not progress)
     live: dict[subprocess.Popen, Cell] = {}
     try:
-        while pending or live:
+        while pending or live or waiting:
+            waiting, pending = _release(resolved, waiting, pending, list(live.values()), outcome, bar)
             while pending and len(live) < workers:
                 cell = pending.pop(0)
                 live[start(resolved, cell, folder, threads=threads_per_worker(workers))] = cell
                 bar.set_postfix_str(", ".join(name(c) for c in live.values()))
             time.sleep(0.2)
             for proc in [p for p in live if p.poll() is not None]:
-                cell = live.pop(proc)
-                _collect(proc, cell, folder, outcome, bar)
+                _collect(proc, live.pop(proc), folder, outcome, bar)
     except BaseException:  # Ctrl-C or SIGTERM: stop the cells (their runs end as cancelled), then stop
         for proc in live:
             proc.terminate()
@@ -94,6 +96,26 @@ def run_cells(resolved: Resolved, cells: list[Cell], *, workers: int = 1, progre
     finally:
         bar.close()
     return outcome
+
+
+def _release(resolved: Resolved, waiting: list[Cell], pending: list[Cell], live: list[Cell], outcome: Outcome,
+             bar: tqdm) -> tuple[list[Cell], list[Cell]]:
+    """(still waiting, the queue): the final cells of labels whose selection has nothing left to run get their
+    chosen rate and go first; those whose label has no rate (a selection cell failed, or runs elsewhere) are
+    reported as failed with the reason."""
+    busy = {c.label for c in [*pending, *live] if c.phase == SELECT}
+    free = [c for c in waiting if c.label not in busy]
+    if not free:
+        return waiting, pending
+    ready, blocked = resolved.finalise(free)
+    run, skip = todo(resolved, ready)
+    outcome.skipped += [name(c) for c in skip]
+    for cell, why in blocked.items():
+        outcome.failed[cell] = why
+        tqdm.write(f"{cell} not run: {why}.", file=sys.stderr)
+    bar.total -= len(skip) + len(blocked)
+    bar.refresh()
+    return [c for c in waiting if c.label in busy], run + pending
 
 
 def _collect(proc: subprocess.Popen, cell: Cell, folder: Path, outcome: Outcome, bar: tqdm) -> None:

@@ -125,7 +125,7 @@ def test_slurm_scripts_run_the_analyses_then_one_cell_per_task(tmp_path):
 
 def test_learning_rate_selection_trains_the_grid_then_the_other_seeds_at_the_best_dev_rate(tmp_path):
     """Selection on seed 0 at each grid value, seed 1 at the value with the best dev accuracy (ties: lower dev loss),
-    recomputed here from the store; a rerun adds nothing; the plan and the Slurm scripts show both phases."""
+    recomputed here from the store, as soon as its own label's selection is done; a rerun adds nothing; the plan and the Slurm scripts show both phases."""
     import numpy as np
 
     store = str(tmp_path / "s.duckdb")
@@ -153,6 +153,10 @@ def test_learning_rate_selection_trains_the_grid_then_the_other_seeds_at_the_bes
             "config"], str) else r["config"]
         assert config["selection"] == {"grid": [1e-3, 3e-2], "seeds": [0], "phase": "final"}
         assert np.isclose(config["lr"], best)
+    # label by label: lora's final run started before manifold's selection had finished (its finals waited only
+    # for its own label's selection, not for every label's)
+    lora_final = next(r for r in runs if r["label"] == "lora" and r["seed"] == 1)
+    assert lora_final["started_at"] < max(r["ended_at"] for r in runs if r["label"] == "manifold" and r["seed"] == 0)
 
     results = geodiag("results", first.stdout.split()[0], "--json", "--store", store)
     assert results.returncode == 0, results.stderr
