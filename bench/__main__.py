@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, each timing ours and the reference side by side in one run.
 
-python -m bench [--only metrics,store,engine,gid,scale,intruders,evaluation] [--quick]
+python -m bench [--only metrics,store,engine,gid,scale,intruders,evaluation,spectra] [--quick]
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 from bench import metrics
 from bench.metrics import RESULTS
 
-SUITES = ("metrics", "store", "engine", "gid", "scale", "intruders", "evaluation")
+SUITES = ("metrics", "store", "engine", "gid", "scale", "intruders", "evaluation", "spectra")
 
 
 def run_store(quick: bool) -> dict:
@@ -113,6 +113,22 @@ def run_evaluation(quick: bool) -> dict:
     return {"cost": c, "item_overhead": o, "item_rows": r}
 
 
+def run_spectra(quick: bool) -> dict:
+    from bench.spectra import bench_spectra
+
+    r = bench_spectra("tiny" if quick else "smollm2")
+    if r["weightwatcher"] is None:
+        print(f"pretrained spectra on {r['model']}: {r['modules']} modules in {r['ours_s']:.1f} s; WeightWatcher is "
+              "not installed (pip install weightwatcher==0.7.7), so nothing to compare with")
+        return r
+    print(f"pretrained spectra on {r['model']} ({r['modules']} projections): geodiag {r['ours_s']:.1f} s vs "
+          f"WeightWatcher {r['weightwatcher']} analyze(mp_fit=True) {r['ww_s']:.1f} s for its {r['ww_modules']} "
+          f"matrices -> {r['ratio']:.1f}x ({r['ratio_per_module']:.1f}x per module); agreement: alpha within 0.02 "
+          f"{r['alpha_agree']:.0%} (max gap {r['alpha_max_gap']:.2g}), stable rank within 1% "
+          f"{r['stable_rank_agree']:.0%}, spikes within one {r['spikes_agree']:.0%} (max gap {r['spikes_max_gap']})")
+    return r
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=",".join(SUITES), help=f"comma-separated subset of {', '.join(SUITES)}")
@@ -126,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"geodiag benchmarks (torch {env['torch']}, {env['threads']} threads)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     runners = {"metrics": lambda q: metrics.run(q), "store": run_store, "engine": run_engine, "gid": run_gid,
-               "scale": run_scale, "intruders": run_intruders, "evaluation": run_evaluation}
+               "scale": run_scale, "intruders": run_intruders, "evaluation": run_evaluation, "spectra": run_spectra}
     for suite in chosen:
         result = runners[suite](args.quick)
         out = RESULTS / f"{suite}.json"

@@ -128,16 +128,19 @@ class TrainConfig(Config):
         return self.run_name or f"{self.method}-{Path(self.model).name}-{data}"
 
 
+DATA = ("gid", "id")  # the analyses that run the model on data
+
+
 @dataclass
 class AnalyzeConfig(Config):
-    """Both analyses; a field's scope says which one it applies to (gid: RaLoRA's GID sweep, id: GeLoRA's
-    TwoNN profile)."""
+    """Every analysis; a field's scope says which ones it applies to (gid: RaLoRA's GID sweep, id: GeLoRA's
+    TwoNN profile, spectra: the pretrained weights' ESDs, which read no data)."""
 
     KIND: ClassVar[str] = "geodiag analyze"
 
     model: str = option("smollm2", MODEL_HELP)
-    task: str = option(DEFAULT_TASK, "reasoning-gym task name")
-    dataset: str | None = option(None, "local JSONL/CSV instead of a task")
+    task: str = option(DEFAULT_TASK, "reasoning-gym task name", scope=DATA)
+    dataset: str | None = option(None, "local JSONL/CSV instead of a task", scope=DATA)
     target_modules: list[str] = option(["q_proj", "k_proj", "v_proj", "o_proj"], "modules to measure and allocate to")
     layers: list[str] | None = option(None, "decoder layers to measure, e.g. 0,8,16 (default: all); with id, "
                                             "the hidden states entering and leaving them")
@@ -145,8 +148,8 @@ class AnalyzeConfig(Config):
                               scope=("gid",))
     id_tokens: int = option(4000, "points per layer (non-padding tokens, or sequences with --pooling mean)",
                             scope=("id",))
-    batch_size: int = option(4, "examples per mini-batch")
-    max_length: int = option(128, "maximum tokens per example")
+    batch_size: int = option(4, "examples per mini-batch", scope=DATA)
+    max_length: int = option(128, "maximum tokens per example", scope=DATA)
     r: int = option(R_REF, "reference LoRA rank (RaLoRA's block rank, RaLoRA-Pro's r_ref)", scope=("gid",))
     pooling: str = option("tokens", "'tokens' or 'mean' (mean-pooled sequences)", choices=("tokens", "mean"),
                           scope=("id",), group="advanced")
@@ -157,16 +160,16 @@ class AnalyzeConfig(Config):
                                 "(RaLoRA Eq. 8) or floor", choices=ROUNDINGS, scope=("gid",), group="advanced")
     gelora_scale: float = option(1.0, "GeLoRA budget scale on r_i = max(d_{i+1} - d_i, 0) + 1", scope=("id",),
                                  group="advanced")
-    seed: int = option(0, "seed for the data", group="advanced")
-    train_size: int = option(2000, "items generated for a reasoning-gym task", group="advanced")
+    seed: int = option(0, "seed for the data (and for the tiny model's random weights)", group="advanced")
+    train_size: int = option(2000, "items generated for a reasoning-gym task", group="advanced", scope=DATA)
     store: str = option(DEFAULT_STORE, "DuckDB store file")
     run_name: str | None = option(None, "a readable name", group="advanced")
     sweep: str | None = option(None, "the id of the `geodiag sweep` this analysis serves (set by the sweep)",
                                group="advanced")
     dtype: str = option("auto", "the model's dtype: auto (fp32 on CPU, bf16 on capable GPUs), float32 or "
                         "bfloat16 (gradients are accumulated in float32 either way)",
-                        choices=("auto", "float32", "bfloat16"), group="advanced")
-    device: str = option("auto", "auto, cpu or cuda", choices=("auto", "cpu", "cuda"), group="advanced")
+                        choices=("auto", "float32", "bfloat16"), group="advanced", scope=DATA)
+    device: str = option("auto", "auto, cpu or cuda", choices=("auto", "cpu", "cuda"), group="advanced", scope=DATA)
     trust_remote_code: bool = option(False, "allow a model's own code to run (off unless you trust its source)",
                                      group="advanced")
 

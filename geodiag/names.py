@@ -80,6 +80,20 @@ PARAMS_TRAINABLE = "params/trainable"
 PARAMS_LORA_REFERENCE = "params/lora_reference"
 ANALYSIS_PROGRESS = "analysis/progress"
 
+# --- the pretrained weights' spectra (`geodiag analyze spectra`; Martin & Mahoney 2021, WeightWatcher) -----
+ESD_EIGENVALUE = "esd/eigenvalue"  # idx k: the k-th largest eigenvalue of W^T W
+ESD_ALPHA = "esd/alpha"  # the power-law exponent of the ESD's tail
+ESD_XMIN = "esd/xmin"  # where the fitted tail starts
+ESD_KS = "esd/ks_distance"  # its Kolmogorov-Smirnov distance
+ESD_ALPHA_SIGMA = "esd/alpha_sigma"  # the MLE's standard error
+ESD_TAIL_N = "esd/tail_n"  # eigenvalues in the tail
+ESD_STABLE_RANK = "esd/stable_rank"  # sum(lambda) / max(lambda) = ||W||_F^2 / ||W||_2^2
+ESD_SPIKES = "esd/spikes"  # eigenvalues above the Marchenko-Pastur bulk (plus its Tracy-Widom margin)
+ESD_MP_SIGMA = "esd/mp_sigma"  # the fitted MP scale (on the ESD rescaled to mean 1)
+ESD_BULK_MAX = "esd/bulk_max"  # the bulk's upper edge lambda_+
+ESD_D_OUT = "esd/d_out"  # the matrix's shape
+ESD_D_IN = "esd/d_in"
+
 # --- principal angles between Delta W, the gradient and the probe span (beyond the papers) ----------------
 ANGLE_DW_GRAD = "subspace/angle_dw_grad"
 ANGLE_DW_PROBE = "subspace/angle_dw_probe"

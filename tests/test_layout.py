@@ -115,7 +115,7 @@ def test_init_files_only_re_export(path):
 
 
 METRIC = re.compile(r"(loss|gate|probe|geometry|spectrum|adalora|dora|intruders|gid|eval|id|fisher|alloc|params"
-                    r"|subspace|analysis|dev|item|forget)/[a-z0-9_/]+")
+                    r"|subspace|analysis|dev|item|forget|esd)/[a-z0-9_/]+")
 
 
 def test_metric_names_are_spelled_once():

@@ -159,7 +159,7 @@ class Analysis:
         return self.writer is not None
 
     def progress(self, total: int) -> Callable[[int], None] | None:
-        return _progress(self.writer, self.run_id, total) if self.writer else None
+        return progress_recorder(self.writer, self.run_id, total) if self.writer else None
 
 
 @contextlib.contextmanager
@@ -190,16 +190,10 @@ def _analysis(cfg: AnalyzeConfig, kind: str, progress: bool) -> Iterator[Analysi
         if kind == "gid" and progress:
             tqdm.write(f"{memory.sentence()} (world size {world})", file=sys.stderr)
     try:
-        yield a
-    except BaseException as e:
-        if a.main:
-            a.writer.set_status(a.run_id, "failed" if isinstance(e, Exception) else "cancelled",
-                                str(e) or type(e).__name__)
-        raise
+        with a.writer.finishing(a.run_id) if a.main else contextlib.nullcontext():
+            yield a
     finally:
         accelerator.end_training()
-    if a.main:
-        a.writer.set_status(a.run_id, "finished")
 
 
 def layer_subset(targets: list[str], layers: list[int] | None) -> list[str]:
@@ -214,7 +208,7 @@ def layer_subset(targets: list[str], layers: list[int] | None) -> list[str]:
     return [t for t in targets if layer_index(t) in layers]
 
 
-def _progress(writer: Writer, run_id: str, total: int, every_s: float = 1.0) -> Callable[[int], None]:
+def progress_recorder(writer: Writer, run_id: str, total: int, every_s: float = 1.0) -> Callable[[int], None]:
     """A sweep callback that records `analysis/progress` (fraction done, step = units done: batches for GID,
     points for ID), so a dashboard following the run from the store alone can draw a progress bar. A store
     append costs ~0.1 s, so it records the first and last call and at most one in between every `every_s`."""

@@ -1,4 +1,4 @@
-"""`geodiag analyze gid|id`: flags rendered from AnalyzeConfig, each analysis with the options in its scope."""
+"""`geodiag analyze gid|id|spectra`: flags rendered from AnalyzeConfig, each analysis with the options in its scope."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from geodiag.options import schema
 
 ANALYSES = {"gid": "gradient intrinsic dimensionality per module (RaLoRA) and the RaLoRA, RaLoRA-Pro and "
                    "LoRA+GID allocations",
-            "id": "TwoNN intrinsic dimension and participation ratio per layer (GeLoRA) and the GeLoRA allocation"}
+            "id": "TwoNN intrinsic dimension and participation ratio per layer (GeLoRA) and the GeLoRA allocation",
+            "spectra": "the pretrained weights' spectra per module (eigenvalues of W^T W, power-law alpha, stable "
+                       "rank, spikes above the Marchenko-Pastur bulk), as WeightWatcher measures them"}
 
 
 def add_parser(sub) -> None:
@@ -27,10 +29,11 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from geodiag.analysis import analyze_gid, analyze_id  # torch: only once an analysis starts
+    from geodiag.analysis import analyze_gid, analyze_id, analyze_spectra  # torch: only once an analysis starts
 
     cfg = AnalyzeConfig.from_dict(given(args, schema(AnalyzeConfig)))  # validates, naming the bad option
-    run_id = (analyze_gid if args.analysis == "gid" else analyze_id)(cfg, progress=not args.no_progress)
+    analyze = {"gid": analyze_gid, "id": analyze_id, "spectra": analyze_spectra}[args.analysis]
+    run_id = analyze(cfg, progress=not args.no_progress)
     print(run_id)
     print(f"finished analysis {run_id}; `geodiag runs show {run_id} --store {cfg.store}` lists what was recorded.",
           file=sys.stderr)

@@ -49,13 +49,9 @@ def import_series(d: Path, series: list[tuple[int, Path]], *, base: str | None, 
                                model=base or configs[0].get("base_model_name_or_path"), trainable_params=first.params,
                                config={"adapter": str(d), "checkpoints": [f.name for _, f in series],
                                        "peft_config": configs[-1]})
-    try:
+    with writer.finishing(run_id):
         _record_series(writer, run_id, series, model, progress)
         writer.append(run_id, log_rows(series[-1][1]))
-    except BaseException as e:
-        writer.set_status(run_id, "failed" if isinstance(e, Exception) else "cancelled", str(e) or type(e).__name__)
-        raise
-    writer.set_status(run_id, "finished")
     return run_id
 
 

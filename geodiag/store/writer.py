@@ -8,12 +8,13 @@ see it.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -93,6 +94,17 @@ class Writer:
         ended = _now() if status in TERMINAL else None
         self.update_run(run_id, status=status, ended_at=ended, message=message)
         ingest(self.path, timeout_s=LOCK_TIMEOUT_S if status in TERMINAL else 0.0)
+
+    @contextlib.contextmanager
+    def finishing(self, run_id: str) -> Iterator[None]:
+        """The run ends finished when the block does, failed (an error) or cancelled (Ctrl-C, SIGTERM) with the
+        reason when it raises: every kind of run keeps its status the same way."""
+        try:
+            yield
+        except BaseException as e:
+            self.set_status(run_id, "failed" if isinstance(e, Exception) else "cancelled", str(e) or type(e).__name__)
+            raise
+        self.set_status(run_id, "finished")
 
     def rename_run(self, run_id: str, name: str) -> None:
         if not name.strip():

@@ -125,7 +125,8 @@ def test_slurm_scripts_run_the_analyses_then_one_cell_per_task(tmp_path):
 
 def test_learning_rate_selection_trains_the_grid_then_the_other_seeds_at_the_best_dev_rate(tmp_path):
     """Selection on seed 0 at each grid value, seed 1 at the value with the best dev accuracy (ties: lower dev loss),
-    recomputed here from the store, as soon as its own label's selection is done; a rerun adds nothing; the plan and the Slurm scripts show both phases."""
+    recomputed here from the store, as soon as its own label's selection is done; a rerun adds nothing; the plan
+    and the Slurm scripts show both phases."""
     import numpy as np
 
     store = str(tmp_path / "s.duckdb")
