@@ -6,6 +6,7 @@ exactly `peft_params` parameters. Torch-free."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,17 +73,50 @@ def read_allocation(path: str | Path) -> AllocationFile:
                            "one.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise GeodiagError(f"{p} is not an allocation file (not JSON: {e}).") from None
+    except OSError as e:
+        raise GeodiagError(f"{p} cannot be read as an allocation file ({e.strerror or e}).") from None
     needed = ("rule", "shapes", "rank_pattern", "alpha_pattern")
     if not isinstance(data, dict) or any(k not in data for k in needed):
         raise GeodiagError(f"{p} is not an allocation file: it needs {', '.join(needed)} (`geodiag allocate` "
                            "writes them).")
     if data["rule"] not in RULES:
         raise GeodiagError(f"{p} names the rule {data['rule']!r}; allocation files hold one of {', '.join(RULES)}.")
-    ranks, shapes = data["rank_pattern"], data["shapes"]
+    shapes = {m: _shape(p, m, v) for m, v in _mapping(p, "shapes", data["shapes"]).items()}
+    ranks = {m: _whole(p, f"rank of {m}", v) for m, v in _mapping(p, "rank_pattern", data["rank_pattern"]).items()}
     if set(ranks) - set(shapes) or not ranks:
         raise GeodiagError(f"{p} has ranks for modules without a shape; write it again with `geodiag allocate`.")
-    return AllocationFile(p, data["rule"], str(data.get("model", "another model")), int(data.get("r", 8)),
-                          {m: (int(v[0]), int(v[1])) for m, v in shapes.items()},
-                          {m: int(v) for m, v in ranks.items()},
-                          {m: float(v) for m, v in data["alpha_pattern"].items()},
-                          {m: int(v) for m, v in data.get("blocks", {}).items()})
+    alphas = {m: _positive(p, f"alpha of {m}", v)
+              for m, v in _mapping(p, "alpha_pattern", data["alpha_pattern"]).items()}
+    blocks = {m: _whole(p, f"blocks of {m}", v) for m, v in _mapping(p, "blocks", data.get("blocks", {})).items()}
+    for m, n in blocks.items():
+        if m in shapes and (shapes[m][0] % n or shapes[m][1] % n):
+            raise GeodiagError(f"{p} splits {m} ({shapes[m][0]}x{shapes[m][1]}) into {n} blocks, which do not tile "
+                               "it.")
+    return AllocationFile(p, data["rule"], str(data.get("model", "another model")), _whole(p, "r", data.get("r", 8)),
+                          shapes, ranks, alphas, blocks)
+
+
+def _mapping(p: Path, key: str, value) -> dict:
+    if not isinstance(value, dict):
+        raise GeodiagError(f"{p} is not an allocation file: {key} must map module names to values.")
+    return value
+
+
+def _shape(p: Path, module: str, value) -> tuple[int, int]:
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise GeodiagError(f"{p} gives {module} the shape {value!r}; a shape is [d_out, d_in].")
+    return _whole(p, f"shape of {module}", value[0]), _whole(p, f"shape of {module}", value[1])
+
+
+def _whole(p: Path, what: str, value) -> int:
+    """A positive whole number (JSON 8 or 8.0), or one sentence naming the bad value."""
+    number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not number or value != int(value) or value < 1:
+        raise GeodiagError(f"{p} gives the {what} as {value!r}; it must be a positive whole number.")
+    return int(value)
+
+
+def _positive(p: Path, what: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+        raise GeodiagError(f"{p} gives the {what} as {value!r}; it must be a positive number.")
+    return float(value)

@@ -70,6 +70,12 @@ class Settings:
         for name in ("rank_rounding", "block_rounding"):
             if getattr(self, name) not in ROUNDINGS:
                 raise GeodiagError(f"{name} must be one of {', '.join(ROUNDINGS)}, got {getattr(self, name)!r}.")
+        for name in ("r_min", "r_max"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise GeodiagError(f"{name} must be a positive whole rank, got {value!r}.")
+        if self.r_min is not None and self.r_max is not None and self.r_min > self.r_max:
+            raise GeodiagError(f"r_min ({self.r_min}) is above r_max ({self.r_max}): no rank fits between them.")
         n_max = self.n_max if self.n_max is not None else 32
         if self.r < 1 or n_max < 1 or n_max & (n_max - 1) or self.budget_scale <= 0:
             raise GeodiagError("r must be a positive integer, n_max a power of two and the budget scale positive.")

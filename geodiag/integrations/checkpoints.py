@@ -31,9 +31,29 @@ def checkpoint_series(d: Path) -> list[tuple[int, Path]]:
                   if m and (sub / "adapter_config.json").exists())
 
 
+def checkpoints_without_adapter(d: Path) -> list[Path]:
+    """The checkpoint-N folders of a folder that is not itself an adapter, when none of them holds one."""
+    if (d / "adapter_config.json").exists() or not d.is_dir():
+        return []
+    found = sorted(sub for sub in d.iterdir() if sub.is_dir() and _CHECKPOINT.match(sub.name))
+    return [] if any((sub / "adapter_config.json").exists() for sub in found) else found
+
+
 def _global_step(folder: Path, from_name: int) -> int:
+    step = trainer_state(folder).get("global_step", from_name)
+    return step if isinstance(step, int) and not isinstance(step, bool) else from_name
+
+
+def trainer_state(folder: Path) -> dict:
+    """A checkpoint's trainer_state.json; {} when it is missing, and a sentence when it is not JSON."""
     state = folder / "trainer_state.json"
-    return int(json.loads(state.read_text()).get("global_step", from_name)) if state.exists() else from_name
+    if not state.exists():
+        return {}
+    try:
+        data = json.loads(state.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
+        raise GeodiagError(f"{state} cannot be read ({e}); remove or repair it to import the checkpoints.") from None
+    return data if isinstance(data, dict) else {}
 
 
 def import_series(d: Path, series: list[tuple[int, Path]], *, base: str | None, model: torch.nn.Module | None,
@@ -70,10 +90,9 @@ def _record_series(writer: Writer, run_id: str, series: list[tuple[int, Path]], 
 
 def log_rows(folder: Path) -> list[dict]:
     """loss, learning rate, grad norm, eval loss (and any other number) of trainer_state.json's log_history."""
-    state = folder / "trainer_state.json"
-    if not state.exists():
-        return []
-    history = json.loads(state.read_text()).get("log_history", [])
-    return [row(int(entry["step"]), 0.0, trainer_log(k), float(v)) for entry in history if "step" in entry
+    history = trainer_state(folder).get("log_history", [])
+    history = [e for e in history if isinstance(e, dict)] if isinstance(history, list) else []
+    return [row(int(entry["step"]), 0.0, trainer_log(k), float(v)) for entry in history
+            if isinstance(entry.get("step"), int | float)
             for k, v in entry.items() if k not in ("step", "epoch") and isinstance(v, int | float)
             and not isinstance(v, bool)]

@@ -33,7 +33,12 @@ def read_config(d: Path) -> dict:
     if not cfg_path.exists():
         raise GeodiagError(f"{d} is not a PEFT adapter directory (no adapter_config.json); point at the folder "
                            "that save_pretrained() wrote, or at a Trainer output folder with checkpoint-* in it.")
-    cfg = json.loads(cfg_path.read_text())
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
+        raise GeodiagError(f"{cfg_path} cannot be read as a PEFT adapter config ({e}).") from None
+    if not isinstance(cfg, dict):
+        raise GeodiagError(f"{cfg_path} is not a PEFT adapter config (it holds no JSON object).")
     peft_type = str(cfg.get("peft_type", "")).upper()
     if peft_type not in ("LORA", "ADALORA"):
         raise GeodiagError(f"{d} holds a {peft_type or 'unknown'} adapter; import-peft reads LoRA and AdaLoRA.")
@@ -78,9 +83,7 @@ def _initial_factors(d: Path, cfg: dict, parts: dict, base: torch.nn.Module | No
     if not init.startswith(_FROM_W):
         return {}
     if (d / INITIAL_FACTORS).exists():
-        from safetensors.torch import load_file
-
-        saved = load_file(str(d / INITIAL_FACTORS))
+        saved = load_weights(d / INITIAL_FACTORS)
         return {name: (saved[f"{name}.B0"].double(), saved[f"{name}.A0"].double()) for name in parts}
     if base is None:
         raise GeodiagError(f"{d} was initialised with {init}, so its update is s(BA - B0A0) and B0 A0 come from the "
@@ -106,15 +109,25 @@ def _base_weights(base: torch.nn.Module, names: list[str]) -> dict[str, torch.Te
 
 
 def _load_tensors(d: Path) -> dict[str, torch.Tensor]:
-    st = d / "adapter_model.safetensors"
-    if st.exists():
-        from safetensors.torch import load_file
-
-        return load_file(str(st))
-    binf = d / "adapter_model.bin"
-    if binf.exists():
-        return torch.load(binf, map_location="cpu", weights_only=True)
+    for name in ("adapter_model.safetensors", "adapter_model.bin"):
+        if (d / name).exists():
+            return load_weights(d / name)
     raise GeodiagError(f"{d} has no adapter_model.safetensors or adapter_model.bin.")
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors (or, for .bin, a weights-only torch pickle) file's tensors; a truncated or corrupt file is one
+    sentence, not the library's traceback."""
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # SafetensorError, UnpicklingError, EOFError, RuntimeError: all mean "not readable"
+        reason = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        raise GeodiagError(f"{path} is not a readable weights file ({reason}); it may be truncated or "
+                           "corrupt.") from None
 
 
 def _view(name: str, p: dict[str, torch.Tensor], cfg: dict, initial: tuple | None) -> AdapterView:
@@ -143,13 +156,18 @@ def _pattern(pattern: dict, name: str, default):
 def import_peft(directory: str | Path, *, base: str | None = None, store: str = DEFAULT_STORE,
                 run_name: str | None = None, progress: bool = True) -> str:
     """One run of kind `import`: one adapter at step 0, or a Trainer's checkpoint series at its steps."""
-    from geodiag.integrations.checkpoints import checkpoint_series, import_series
+    from geodiag.integrations.checkpoints import checkpoint_series, checkpoints_without_adapter, import_series
 
     series = checkpoint_series(Path(directory))
     model = _load_base(base)
     if series:
         return import_series(Path(directory), series, base=base, model=model, store=store, run_name=run_name,
                              progress=progress)
+    empty = [c.name for c in checkpoints_without_adapter(Path(directory))]
+    if empty:
+        raise GeodiagError(f"{directory} has {', '.join(empty[:3])}{' ...' if len(empty) > 3 else ''}, but no "
+                           "checkpoint holds an adapter (adapter_config.json): the Trainer's model was not a peft "
+                           "model, or its checkpoints were saved without it.")
     cfg, adapter = read_peft_adapter(directory, model)
     rows = adapter_rows(adapter, 0, 0.0) + intruder_rows(adapter, 0)
     writer = Writer(store)
@@ -157,8 +175,8 @@ def import_peft(directory: str | Path, *, base: str | None = None, store: str = 
                                model=base or cfg.get("base_model_name_or_path"),
                                config={"adapter": str(directory), "peft_config": cfg},
                                trainable_params=adapter.params)
-    writer.append(run_id, rows)
-    writer.set_status(run_id, "finished")
+    with writer.finishing(run_id):
+        writer.append(run_id, rows)
     return run_id
 
 

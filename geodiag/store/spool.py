@@ -8,9 +8,12 @@ A reader sees a file completely or not at all; a SIGKILL loses at most the batch
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import os
 import socket
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -107,7 +110,24 @@ def with_liveness(rec: dict) -> dict:
 
 def stale_after_s() -> float:
     """How long a run on another host may be silent before it reads as stale (GEODIAG_STALE_AFTER_S)."""
-    return float(os.environ.get("GEODIAG_STALE_AFTER_S", STALE_AFTER_S))
+    return _seconds(os.environ.get("GEODIAG_STALE_AFTER_S"))
+
+
+@functools.lru_cache(maxsize=8)
+def _seconds(text: str | None) -> float:
+    """The variable's seconds; a value that is not a positive number is said once, in one sentence, and the
+    default is used (a reader must still open the store)."""
+    if text is None:
+        return STALE_AFTER_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0 or math.isinf(value):
+        print(f"geodiag: warning: GEODIAG_STALE_AFTER_S must be a positive number of seconds, got {text!r}; using "
+              f"{STALE_AFTER_S:.0f}.", file=sys.stderr)
+        return STALE_AFTER_S
+    return value
 
 
 def seconds_since(stamp) -> float | None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from geodiag.errors import GeodiagError
 from geodiag.sweep.spec import SweepSpec
 
 HEADER = """#!/bin/bash
@@ -28,6 +29,9 @@ def emit(spec: SweepSpec, directory: str | Path, n_cells: int, analyses: bool, n
     the n_select learning-rate selection cells, if it selects), cells.sbatch (an array of the other cells, which
     read the chosen rates from the store) and submit.sh, each job after the one before; return their paths."""
     out = Path(directory).resolve()
+    if out.exists() and not out.is_dir():
+        raise GeodiagError(f"--emit slurm writes a folder of scripts, and {directory} is a file; give a folder "
+                           "(it is created if missing).")
     (out / "logs").mkdir(parents=True, exist_ok=True)
     store = str(Path(spec.store).resolve())
     mapping = {**spec.to_mapping(), "store": store}

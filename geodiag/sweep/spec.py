@@ -158,8 +158,8 @@ def from_mapping(values: dict) -> SweepSpec:
         raise GeodiagError(f"Learning-rate selection needs dev items, and the {selecting[0]} cells have dev_size 0; "
                            "give --dev-size (e.g. 128) or drop lr_grid.")
     budget = Budget.parse(values["budget"]) if values.get("budget") else None
-    workers = values.get("workers") or 1
-    if not isinstance(workers, int) or workers < 1:
+    workers = 1 if values.get("workers") is None else values["workers"]
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise GeodiagError(f"workers must be a positive integer, got {workers!r}.")
     return SweepSpec(variants, train, dict(values.get("method_options") or {}), budget, values.get("name"), workers)
 

@@ -140,3 +140,33 @@ def test_a_file_for_another_model_is_refused_in_one_sentence(tmp_path):
     path.write_text("{not json")
     with pytest.raises(GeodiagError, match="not an allocation file"):
         read_allocation(path)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d["rank_pattern"].update({next(iter(d["rank_pattern"])): -4}), "rank of .* as -4; it must be"),
+    (lambda d: d["rank_pattern"].update({next(iter(d["rank_pattern"])): 2.5}), "as 2.5; it must be a positive whole"),
+    (lambda d: d["alpha_pattern"].update({next(iter(d["alpha_pattern"])): "big"}), "alpha of .* as 'big'"),
+    (lambda d: d["shapes"].update({next(iter(d["shapes"])): [64]}), "the shape \\[64\\]; a shape is \\[d_out, d_in\\]"),
+    (lambda d: d.update(blocks={next(iter(d["shapes"])): 3}), "into 3 blocks, which do not tile it"),
+    (lambda d: d.update(rank_pattern=[1, 2]), "rank_pattern must map module names to values"),
+    (lambda d: d.update(r=0), "gives the r as 0"),
+])
+def test_a_corrupt_allocation_file_is_one_sentence(tmp_path, change, message):
+    """What a hand edit can break is refused when the file is read, before peft sees it (a negative rank once
+    escaped as peft's traceback)."""
+    _, p = _tiny_plan("lora-gid", "paper")
+    data = plan_json(p, source_run="r1", model="tiny")
+    change(data)
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(GeodiagError, match=message):
+        read_allocation(path)
+    with pytest.raises(GeodiagError, match="cannot be read as an allocation file"):
+        read_allocation(tmp_path)  # a folder
+
+
+def test_r_min_above_r_max_is_one_sentence():
+    with pytest.raises(GeodiagError, match=r"r_min \(9\) is above r_max \(4\)"):
+        Settings("lora-gid", r_min=9, r_max=4)
+    with pytest.raises(GeodiagError, match="r_min must be a positive whole rank, got 0"):
+        Settings("lora-gid", r_min=0)

@@ -100,6 +100,32 @@ def test_import_errors(tmp_path):
     out = subprocess.run([sys.executable, "-m", "geodiag", "import-peft", str(tmp_path)], capture_output=True,
                          text=True)
     assert out.returncode == 2 and "holds a IA3 adapter" in out.stderr
+    (tmp_path / "adapter_config.json").write_text("{truncated")
+    out = subprocess.run([sys.executable, "-m", "geodiag", "import-peft", str(tmp_path)], capture_output=True,
+                         text=True)
+    assert out.returncode == 2 and "cannot be read as a PEFT adapter config" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_corrupt_weights_file_and_checkpoints_without_an_adapter_are_one_sentence(vocab, tmp_path):
+    model = get_peft_model(load_model("tiny").model, LoraConfig(r=2, target_modules=["q_proj"]))
+    adapter = tmp_path / "adapter"
+    model.save_pretrained(adapter)
+    weights = adapter / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # truncated
+    store = tmp_path / "s.duckdb"
+    out = subprocess.run([sys.executable, "-m", "geodiag", "import-peft", str(adapter), "--store", str(store)],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "adapter_model.safetensors is not a readable weights file" in out.stderr
+    assert "Traceback" not in out.stderr and not store.exists()
+    trainer = tmp_path / "trainer"
+    for step in (2, 4):
+        (trainer / f"checkpoint-{step}").mkdir(parents=True)
+        (trainer / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    out = subprocess.run([sys.executable, "-m", "geodiag", "import-peft", str(trainer), "--store", str(store)],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and not store.exists()
+    assert "has checkpoint-2, checkpoint-4, but no checkpoint holds an adapter" in out.stderr
 
 
 def _trainer_checkpoints(tmp_path, peft_config) -> tuple[Path, object]:

@@ -131,7 +131,7 @@ def _as_if_from(store, run_id: str, host: str, heartbeat: str) -> None:
     path.write_text(json.dumps({**rec, "host": host, "pid": 999_999_999, "heartbeat": heartbeat}))
 
 
-def test_a_run_on_another_host_is_never_interrupted_and_reads_stale_once_silent(store, monkeypatch):
+def test_a_run_on_another_host_is_never_interrupted_and_reads_stale_once_silent(store, monkeypatch, capsys):
     from datetime import datetime, timedelta, timezone
 
     w = Writer(store)
@@ -144,6 +144,10 @@ def test_a_run_on_another_host_is_never_interrupted_and_reads_stale_once_silent(
     assert run["status"] == "stale" and "No write from host gpu-node-7 for 11 min" in run["message"]
     monkeypatch.setenv("GEODIAG_STALE_AFTER_S", "3600")  # the interval is a setting
     assert Reader(store).run(rid)["status"] == "running"
+    monkeypatch.setenv("GEODIAG_STALE_AFTER_S", "ten minutes")  # said once, and the default used
+    assert Reader(store).run(rid)["status"] == "stale"
+    err = capsys.readouterr().err
+    assert err.count("GEODIAG_STALE_AFTER_S must be a positive number of seconds, got 'ten minutes'; using 600") == 1
 
 
 def test_a_writer_beats_while_it_runs_and_not_once_it_ended(store):

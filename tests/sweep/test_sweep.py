@@ -91,7 +91,10 @@ def test_bad_sweeps_are_one_sentence_and_write_nothing(tmp_path):
              (["--methods", "lora,dora", "--budget", "lora-r=1000"], "No method can meet --budget lora-r=1000"),
              (["--methods", "lora,full", "--budget", "lora-r=4"], "full has no size to match"),
              (["--methods", "lora", "--seeds", "0,0"], "seeds must be distinct"),
-             (["--methods", "lora", "--budget", "8"], "--budget takes lora-r=N")]
+             (["--methods", "lora", "--budget", "8"], "--budget takes lora-r=N"),
+             (["--methods", "lora", "--workers", "0"], "workers must be a positive integer, got 0."),
+             (["--methods", "lora", "--emit", "slurm", str(tmp_path / "file.txt")], "is a file; give a folder")]
+    (tmp_path / "file.txt").write_text("not a folder")
     for extra, message in cases:
         out = geodiag("sweep", *extra, "--store", str(store), *FAST)
         assert out.returncode == 2 and message in out.stderr, (extra, out.stderr)
