@@ -24,7 +24,7 @@ def analysis(store: str, run_id: str):
 
 
 def settings_form(kind: str) -> tuple[alloc.Settings, str]:
-    rules = [r for r in alloc.RULES if alloc.ANALYSIS_OF[r] == kind]
+    rules = alloc.rules_reading(kind)
     c = st.columns(4)
     rule = c[0].selectbox("Rule", rules, key="lab-rule")
     preset = c[1].selectbox("Preset", list(alloc.PRESETS), key="lab-preset",

@@ -1,9 +1,11 @@
-"""Rank allocations: pure, torch-free rules (RaLoRA, RaLoRA-Pro, LoRA+GID, GeLoRA) and their metric rows.
-Methods size their adapters with them, analyses record what they imply, figures redraw them."""
+"""Rank allocations: pure, torch-free rules (RaLoRA, RaLoRA-Pro, LoRA+GID, GeLoRA), each registered as one `Rule`
+object, and their metric rows. Methods size their adapters with them, analyses record what they imply, figures
+redraw them. A new rule is a module that registers a `Rule`, imported below."""
 
 from geodiag.allocation.files import AllocationFile, plan_json, read_allocation
-from geodiag.allocation.presets import ANALYSIS_OF, PRESETS, RULES, Plan, Preset, Settings, Vectors, plan
+from geodiag.allocation.presets import PRESETS, Plan, Preset, Settings, Vectors, plan
 from geodiag.allocation.records import allocation_rows
+from geodiag.allocation.registry import ANALYSES, RULES, Rule, get_rule, register_rule, rules_reading
 from geodiag.allocation.rules import (
     ROUNDINGS,
     Allocation,
@@ -18,6 +20,7 @@ from geodiag.allocation.rules import (
     ralora_pro_ranks,
 )
 
-__all__ = ["ANALYSIS_OF", "PRESETS", "ROUNDINGS", "RULES", "Allocation", "AllocationFile", "ModuleShape", "Plan",
-           "Preset", "Settings", "Vectors", "allocation_rows", "gelora", "gelora_ranks", "lora_gid", "lora_params",
-           "plan", "plan_json", "ralora", "ralora_blocks", "ralora_pro", "ralora_pro_ranks", "read_allocation"]
+__all__ = ["ANALYSES", "PRESETS", "ROUNDINGS", "RULES", "Allocation", "AllocationFile", "ModuleShape", "Plan",
+           "Preset", "Rule", "Settings", "Vectors", "allocation_rows", "gelora", "gelora_ranks", "get_rule",
+           "lora_gid", "lora_params", "plan", "plan_json", "ralora", "ralora_blocks", "ralora_pro",
+           "ralora_pro_ranks", "read_allocation", "register_rule", "rules_reading"]

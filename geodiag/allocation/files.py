@@ -10,7 +10,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from geodiag.allocation.presets import RULES, Plan
+from geodiag.allocation.presets import Plan
+from geodiag.allocation.registry import RULES
 from geodiag.allocation.rules import Allocation, ModuleShape, lora_params
 from geodiag.errors import GeodiagError
 

@@ -17,15 +17,13 @@ The papers and their public code state the rules differently; each reading is a 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from geodiag.allocation import rules
+from geodiag.allocation.registry import Rule, get_rule, register_rule
 from geodiag.allocation.rules import ROUNDINGS, Allocation, ModuleShape
 from geodiag.errors import GeodiagError
-
-RULES = ("ralora", "ralora-pro", "lora-gid", "gelora")
-ANALYSIS_OF = {"ralora": "gid", "ralora-pro": "gid", "lora-gid": "gid", "gelora": "id"}
 
 
 @dataclass(frozen=True)
@@ -63,8 +61,7 @@ class Settings:
     budget_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.rule not in RULES:
-            raise GeodiagError(f"There is no allocation rule '{self.rule}'; choose one of {', '.join(RULES)}.")
+        get_rule(self.rule)  # a sentence naming the rules there are
         if self.preset not in PRESETS:
             raise GeodiagError(f"There is no preset '{self.preset}'; choose one of {', '.join(PRESETS)}.")
         for name in ("rank_rounding", "block_rounding"):
@@ -121,34 +118,33 @@ class Plan:
 
 def plan(settings: Settings, vectors: Vectors, shapes: Sequence[ModuleShape]) -> Plan:
     """The allocation `settings.rule` implies under `settings.preset` and the lab's overrides."""
-    _require(settings.rule, vectors, shapes)
-    allocations = {"ralora": _ralora, "ralora-pro": _ralora_pro, "lora-gid": _lora_gid,
-                   "gelora": _gelora}[settings.rule](settings, vectors, shapes)
-    alphas = {a.module: _alpha(settings, a.rank) for a in allocations}
+    rule = get_rule(settings.rule)
+    if not shapes:
+        raise GeodiagError("There are no modules to allocate to.")
+    if rule.check:
+        rule.check(vectors, shapes)
+    allocations = rule.allocate(settings, vectors, shapes)
+    alphas = {a.module: float(a.rank if settings.spec.alpha == "rank" else rule.alpha_ratio * a.rank)
+              for a in allocations}
     return Plan(settings, tuple(shapes), tuple(allocations), alphas)
 
 
-def _require(rule: str, vectors: Vectors, shapes: Sequence[ModuleShape]) -> None:
-    if not shapes:
-        raise GeodiagError("There are no modules to allocate to.")
-    if ANALYSIS_OF[rule] == "id":
-        if not vectors.ids:
-            raise GeodiagError(f"{rule} allocates from an intrinsic-dimension profile: pick a `geodiag analyze id` "
-                               "run.")
-        return
-    missing = [s.name for s in shapes if s.name not in vectors.gids]
-    if missing:
-        raise GeodiagError(f"{rule} allocates from GIDs, and the analysis has none for {missing[0]}"
-                           f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}: pick a "
-                           "`geodiag analyze gid` run over the same modules.")
-    if rule == "ralora-pro" and any(s.name not in vectors.importance for s in shapes):
-        raise GeodiagError("ralora-pro needs importances, which this analysis run did not record.")
+def _gids_for(rule: str) -> Callable[[Vectors, Sequence[ModuleShape]], None]:
+    def check(vectors: Vectors, shapes: Sequence[ModuleShape]) -> None:
+        missing = [s.name for s in shapes if s.name not in vectors.gids]
+        if missing:
+            raise GeodiagError(f"{rule} allocates from GIDs, and the analysis has none for {missing[0]}"
+                               f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}: pick a "
+                               "`geodiag analyze gid` run over the same modules.")
+        if rule == "ralora-pro" and any(s.name not in vectors.importance for s in shapes):
+            raise GeodiagError("ralora-pro needs importances, which this analysis run did not record.")
+
+    return check
 
 
-def _alpha(settings: Settings, rank: int) -> float:
-    if settings.spec.alpha == "rank":
-        return float(rank)
-    return float((32 if settings.rule == "gelora" else 2) * rank)
+def _profile(vectors: Vectors, shapes: Sequence[ModuleShape]) -> None:
+    if not vectors.ids:
+        raise GeodiagError("gelora allocates from an intrinsic-dimension profile: pick a `geodiag analyze id` run.")
 
 
 def _n_max(settings: Settings) -> int:
@@ -236,3 +232,13 @@ def _bounded(settings: Settings, allocations: list[Allocation], shapes: Sequence
         rank = min(rank, settings.r_max) if settings.r_max is not None else rank
         out.append(replace(a, rank=rank, params=rules.lora_params(by_name[a.module], rank)))
     return out
+
+
+for _rule in (Rule("ralora", "gid", _ralora, "RaLoRA §3.3, Eq. 4: n_l = 2^e blocks of rank r from GID_l / r",
+                   _gids_for("ralora")),
+              Rule("ralora-pro", "gid", _ralora_pro, "RaLoRA §3.4, Eq. 6-8: ranks by importance share of LoRA's "
+                   "budget, then GID-sized blocks", _gids_for("ralora-pro")),
+              Rule("lora-gid", "gid", _lora_gid, "RaLoRA App. E.4: rank_l = round(GID_l)", _gids_for("lora-gid")),
+              Rule("gelora", "id", _gelora, "GeLoRA: r_i = max(d_{i+1} - d_i, 0) + 1 from the TwoNN profile",
+                   _profile, alpha_ratio=32.0)):
+    register_rule(_rule)

@@ -27,10 +27,18 @@ class FigureSpec:
     scope: str = "run"  # "run": the chosen runs; "model": every run of the first run's model (atlas); "sweep":
     # every finished run of the chosen run's sweep (or of the sweep whose id is given), one row per run
     prefer: str | None = None  # the kind of run to show first when the chosen one has no data (analysis)
+    # metrics whose names depend on what the runs recorded (every method's allocation): (reader, run ids) -> names
+    more: Callable[..., list[str]] | None = None
+
+    def reads(self, reader, run_ids: list[str]) -> tuple[str, ...]:
+        return (*self.metrics, *(self.more(reader, run_ids) if self.more else ()))
 
 
-_ALLOC = tuple(n.allocation(m, part) for m in ("ralora", "ralora-pro", "gelora", "lora-gid", "eva")
-               for part in ("equivalent_rank", "params"))
+def allocations(reader, run_ids: list[str]) -> list[str]:
+    """Every allocation these runs recorded (alloc/<method>/equivalent_rank and /params), whichever methods and
+    rules recorded them."""
+    return [x for x in reader.names_starting(run_ids, "alloc/")
+            if (n.allocation_parts(x) or ("", ""))[1] in ("equivalent_rank", "params")]
 
 FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
     FigureSpec("gates", "ManifoldLoRA Fig. 1: gates and effective rank", manifold.gates,
@@ -54,9 +62,9 @@ FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
                (n.TWONN, n.TWONN_ERROR, n.TWONN_N, n.PARTICIPATION_RATIO), "geodiag analyze id", rows=1,
                prefer="analysis"),
     FigureSpec("atlas", "Rank allocation atlas", rank.atlas,
-               (*_ALLOC, n.GATE_EFFECTIVE_RANK, n.ADALORA_RANK, n.GID),
+               (n.GATE_EFFECTIVE_RANK, n.ADALORA_RANK, n.GID),
                "geodiag analyze gid and geodiag analyze id (and train runs on the same model)", rows=1,
-               scope="model"),
+               scope="model", more=allocations),
     FigureSpec("subspace", "Subspace angles: ΔW, gradient and probe", rank.subspace, rank.SUBSPACE_METRICS,
                "geodiag train --subspace-k 8", rows=1),
     FigureSpec("dora", "DoRA: magnitude and direction change", peers.dora, (n.DORA_MAGNITUDE, n.DORA_DIRECTION),
@@ -103,7 +111,7 @@ def figure_data(reader, name: str, run_ids: list[str]) -> pd.DataFrame:
     if spec.scope == "sweep":
         return outcomes(reader, sweep_run_ids(reader, run_ids[0])) if run_ids else outcomes(reader, [])
     ids = scope_runs(reader.runs(), spec, run_ids)
-    return reader.metrics(ids, spec.metrics, scalars=spec.scalars)
+    return reader.metrics(ids, spec.reads(reader, ids), scalars=spec.scalars)
 
 
 def figure_options(name: str, run: dict | None) -> dict:

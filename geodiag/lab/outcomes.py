@@ -12,7 +12,6 @@ from geodiag.errors import GeodiagError
 from geodiag.lab.selection import final_runs, sweep_table
 from geodiag.store import Reader, parsed_config
 
-RANKED = ("ralora", "ralora-pro", "lora-gid", "gelora", "eva")  # methods that record the allocation they used
 SUMMARIES = {  # column -> what it is, for the geometry vs outcome panel
     "gid_rank_ratio": "GID / rank of the allocation used (mean over modules)",
     "erank": "ΔW effective rank at the end (mean over modules)",
@@ -20,8 +19,14 @@ SUMMARIES = {  # column -> what it is, for the geometry vs outcome panel
     "coverage": "probe activation coverage at the end (mean over layers)",
 }
 READ = (n.EVAL_ACCURACY, n.EVAL_LOSS, n.DEV_ACCURACY, n.FORGET_LOSS, n.LOSS_LM, n.SPECTRUM_ERANK, n.ANGLE_DW_GRAD,
-        n.PROBE_COVERAGE, n.GID,
-        n.ADALORA_RANK, n.GATE_EFFECTIVE_RANK, *(n.allocation(m, "equivalent_rank") for m in RANKED))
+        n.PROBE_COVERAGE, n.GID, n.ADALORA_RANK, n.GATE_EFFECTIVE_RANK)
+
+
+def allocation_ranks(reader: Reader, run_ids: list[str]) -> list[str]:
+    """The alloc/<method>/equivalent_rank names these runs recorded: whatever method recorded an allocation,
+    with no list of such methods to keep."""
+    return [x for x in reader.names_starting(run_ids, "alloc/") if (n.allocation_parts(x) or ("", ""))[1]
+            == "equivalent_rank"]
 COLUMNS = ["run_id", "name", "label", "method", "seed", "sweep", "lr", "phase", "final", "params", "trainable_params",
            "accuracy_before", "accuracy", "gain", "eval_loss", "dev_accuracy", "forgetting", "lm_loss", *SUMMARIES]
 
@@ -65,7 +70,7 @@ def outcomes(reader: Reader, run_ids: list[str]) -> pd.DataFrame:
         reader.run(missing[0])  # the StoreError sentence
     if not run_ids:
         return pd.DataFrame(columns=COLUMNS)
-    m = reader.metrics(list(run_ids), READ)
+    m = reader.metrics(list(run_ids), (*READ, *allocation_ranks(reader, run_ids)))
     analysis_gids = _sweep_gids(reader, runs, run_ids)
     final = _final(reader, {s for s in runs.loc[run_ids, "sweep"] if s})
     rows = [_row(rid, runs.loc[rid], m[m["run_id"] == rid], analysis_gids, final) for rid in run_ids]
@@ -115,7 +120,8 @@ def _gid_rank_ratio(m: pd.DataFrame, config: dict, sweep_gids: dict[str, float])
     the uniform rank r)."""
     gids = m[m["name"] == n.GID].groupby("module")["value"].last().to_dict() or sweep_gids
     ranks = pd.Series(dtype=float)
-    for name in (*(n.allocation(x, "equivalent_rank") for x in RANKED), n.ADALORA_RANK, n.GATE_EFFECTIVE_RANK):
+    allocated = sorted({x for x in m["name"] if (n.allocation_parts(x) or ("", ""))[1] == "equivalent_rank"})
+    for name in (*allocated, n.ADALORA_RANK, n.GATE_EFFECTIVE_RANK):
         x = m[m["name"] == name]
         if len(x):
             ranks = x[x["step"] == x["step"].max()].groupby("module")["value"].mean()

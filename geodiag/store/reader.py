@@ -91,6 +91,14 @@ class Reader:
         df = self._select(run_id, "TRUE", [], "DISTINCT name", "ORDER BY name")
         return df["name"].tolist()
 
+    def names_starting(self, run_ids: list[str], prefix: str) -> list[str]:
+        """The metric names these runs recorded that start with `prefix` (e.g. every alloc/<method>/...), sorted:
+        what a figure reads when the names depend on which methods ran."""
+        if not run_ids:
+            return []
+        return self._select(list(run_ids), "starts_with(name, ?)", [prefix], "DISTINCT name", "ORDER BY name")[
+            "name"].tolist()
+
     def runs_with(self, names: list[str] | tuple[str, ...]) -> set[str]:
         """Ids of the runs that recorded any of these metrics, in one query."""
         ids = list(self.runs()["run_id"])

@@ -8,12 +8,12 @@ import subprocess
 import sys
 from dataclasses import dataclass, replace
 
-from geodiag.allocation import ANALYSIS_OF, ModuleShape, Vectors
+from geodiag.allocation import ModuleShape, Vectors
 from geodiag.allocation.budget import TOLERANCE, Geometry, Sized
 from geodiag.errors import GeodiagError
 from geodiag.lab import stored_analysis
 from geodiag.lab.selection import Choice, choose, sweep_table
-from geodiag.methods import MethodConfig, get_method
+from geodiag.methods import MethodConfig, analysis_of, get_method
 from geodiag.store import Reader
 from geodiag.sweep.spec import Cell, SweepSpec
 
@@ -39,7 +39,7 @@ class Resolved:
             raise GeodiagError(f"Cell {cell.index} ({cell.label} s{cell.seed}) trains at the rate its selection "
                                "chooses, which is not known yet.")
         options = dict(cell.options)
-        kind = ANALYSIS_OF.get(cell.method)
+        kind = analysis_of(cell.method)
         if kind and "from_analysis" not in options:
             options["from_analysis"] = self.analyses[kind]
         out = {**cell.train, "method": cell.method, "seed": cell.seed, "sweep": self.spec.id, "label": cell.label,
@@ -84,10 +84,10 @@ def resolve(spec: SweepSpec, *, run_analyses: bool = True, progress: bool = True
     `check_only`: the model and the budget of the methods that need no analysis, nothing else."""
     check_data(spec)
     shapes = model_shapes(spec)
-    needed = sorted({ANALYSIS_OF[v.method] for v in spec.variants
-                     if v.method in ANALYSIS_OF and "from_analysis" not in v.options})
+    needed = sorted({analysis_of(v.method) for v in spec.variants
+                     if analysis_of(v.method) and "from_analysis" not in v.options})
     if spec.budget:
-        check_budget(spec, shapes, {v.label for v in spec.variants if v.method not in ANALYSIS_OF})
+        check_budget(spec, shapes, {v.label for v in spec.variants if not analysis_of(v.method)})
     if check_only:
         return Resolved(spec, shapes, {}, {})
     analyses = {kind: shared_analysis(spec, kind, run=run_analyses, progress=progress) for kind in needed}
@@ -149,8 +149,8 @@ def check_budget(spec: SweepSpec, shapes: tuple[ModuleShape, ...], labels: set[s
 def size_all(spec: SweepSpec, shapes: tuple[ModuleShape, ...], analyses: dict[str, str]) -> dict[str, Sized]:
     reader = Reader(spec.store)
     vectors = {}
-    for v in (v for v in spec.variants if v.method in ANALYSIS_OF):
-        run_id = v.options.get("from_analysis") or analyses[ANALYSIS_OF[v.method]]
+    for v in (v for v in spec.variants if analysis_of(v.method)):
+        run_id = v.options.get("from_analysis") or analyses[analysis_of(v.method)]
         vectors[v.label] = stored_analysis(reader, run_id).vectors
     return check_budget(spec, shapes, {v.label for v in spec.variants}, vectors)
 

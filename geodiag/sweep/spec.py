@@ -28,11 +28,10 @@ import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from geodiag.allocation import ANALYSIS_OF
 from geodiag.allocation.budget import Budget
 from geodiag.config import TrainConfig, read_mapping
 from geodiag.errors import GeodiagError
-from geodiag.methods import METHODS, get_method
+from geodiag.methods import METHODS, analysis_of, get_method
 from geodiag.options import schema
 
 # labels that are a method with an option set
@@ -91,7 +90,7 @@ class SweepSpec:
     @property
     def needs_analyses(self) -> bool:
         """Whether an allocation-driven method takes the sweep's shared GID / ID analysis."""
-        return any(v.method in ANALYSIS_OF and "from_analysis" not in v.options for v in self.variants)
+        return any(analysis_of(v.method) and "from_analysis" not in v.options for v in self.variants)
 
     @property
     def id(self) -> str:

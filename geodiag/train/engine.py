@@ -21,15 +21,12 @@ import torch
 from torch import nn
 
 from geodiag.errors import GeodiagError
+from geodiag.methods import METHODS
 from geodiag.methods.base import Adapted
 from geodiag.models import decoder_layers
 
 Batch = dict[str, torch.Tensor]
 T = TypeVar("T")
-# methods whose code reads or rewrites whole parameters outside a forward (AdaLoRA's rank masking, ManifoldLoRA's
-# probe QR, RaLoRA's hook blocks): under FSDP those would be shards, so they are refused with a sentence
-FSDP_METHODS = ("lora", "lora-gid", "gelora", "full")
-
 
 class StepModule(nn.Module):
     """The model and the adapters living outside it, as one module whose forward is the training loss."""
@@ -134,8 +131,9 @@ def prepare(accelerator, step: StepModule, adapted: Adapted, make_optimizer: Cal
 
 def refuse_unsupported(accelerator, adapted: Adapted, *, fsdp: bool) -> None:
     """One sentence for a method and strategy that do not go together (README, "Distributed training")."""
-    if fsdp and adapted.method not in FSDP_METHODS:
-        raise GeodiagError(f"FSDP supports {', '.join(FSDP_METHODS)}; {adapted.method} reads whole parameters "
+    sharded = sorted(name for name, spec in METHODS.items() if spec.fsdp)  # each method says whether it can be
+    if fsdp and adapted.method not in sharded:
+        raise GeodiagError(f"FSDP supports {', '.join(sharded)}; {adapted.method} reads whole parameters "
                            "outside the forward, so train it with DDP (leave out --fsdp or the FSDP config).")
     if accelerator.state.dynamo_plugin.backend.value != "NO" and not adapted.compiles:
         raise GeodiagError(f"--torch-compile cannot trace {adapted.method} with these options (its forward keeps "

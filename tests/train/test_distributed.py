@@ -104,7 +104,7 @@ def test_fsdp_refuses_a_method_that_reads_whole_parameters_in_one_sentence(tmp_p
     out = torchrun("-m", "geodiag", "train", "--", *args(data, tmp_path, "manifold", {"r_div": 4}, batch=2,
                                                          accum=1), "--fsdp")
     assert out.returncode != 0  # each rank exits 2; torchrun reports that as its own 1
-    assert "FSDP supports lora, lora-gid, gelora, full; manifold reads whole parameters" in out.stderr
+    assert "FSDP supports full, gelora, lora, lora-gid; manifold reads whole parameters" in out.stderr
     assert not re.search(r'File ".*/geodiag/', out.stderr)  # no traceback of ours (torchrun prints its own)
 
 

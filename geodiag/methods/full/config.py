@@ -20,4 +20,4 @@ class FullConfig(MethodConfig):
 
 REGISTERED = register(MethodSpec("full", FullConfig, "geodiag.methods.full.model",
                            "full fine-tuning of the target weights (the reference for GID dynamics, RaLoRA Fig. 3c)",
-                           lr=2e-5))
+                           lr=2e-5, fsdp=True))

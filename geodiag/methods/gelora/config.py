@@ -46,6 +46,7 @@ def size(target: int, geo: Geometry) -> Sized | None:
     return by_scale(target, count, base, "gelora_scale")
 
 
+# lr 1e-4: alpha = 32 r gives an update scale 16x LoRA's alpha = 2 r
 REGISTERED = register(MethodSpec("gelora", GeLoraConfig, "geodiag.methods.gelora.model",
                                  "GeLoRA: ranks from the intrinsic-dimension profile, as reported", size,
-                                 lr=1e-4))  # alpha = 32 r: an update scale 16x LoRA's alpha = 2 r
+                                 lr=1e-4, rule="gelora", fsdp=True))

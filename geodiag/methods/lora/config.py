@@ -42,7 +42,7 @@ def size(target: int, geo: Geometry) -> Sized | None:
 
 
 REGISTERED = register(MethodSpec("lora", LoraConfig, "geodiag.methods.lora.model",
-                                 "LoRA through peft (Hu et al. 2022)", size))
+                                 "LoRA through peft (Hu et al. 2022)", size, fsdp=True))
 
 
 @dataclass

@@ -44,4 +44,5 @@ def size(target: int, geo: Geometry) -> Sized | None:
 
 
 REGISTERED = register(MethodSpec("lora-gid", LoraGidConfig, "geodiag.methods.lora_gid.model",
-                                 "LoRA with rank = round(GID) per module (RaLoRA App. E.4)", size))
+                                 "LoRA with rank = round(GID) per module (RaLoRA App. E.4)", size,
+                                 rule="lora-gid", fsdp=True))

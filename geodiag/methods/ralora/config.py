@@ -63,6 +63,7 @@ def size_pro(target: int, geo: Geometry) -> Sized | None:
 
 
 REGISTERED = (register(MethodSpec("ralora", RaLoraConfig, "geodiag.methods.ralora.model",
-                             "RaLoRA: block-diagonal LoRA with GID-sized blocks", size)),
-         register(MethodSpec("ralora-pro", RaLoraProConfig, "geodiag.methods.ralora.model",
-                             "RaLoRA-Pro: importance-based ranks, then GID-sized blocks", size_pro)))
+                                  "RaLoRA: block-diagonal LoRA with GID-sized blocks", size, rule="ralora")),
+              register(MethodSpec("ralora-pro", RaLoraProConfig, "geodiag.methods.ralora.model",
+                                  "RaLoRA-Pro: importance-based ranks, then GID-sized blocks", size_pro,
+                                  rule="ralora-pro")))
