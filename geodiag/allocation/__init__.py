@@ -14,13 +14,10 @@ from geodiag.allocation.rules import (
     gelora_ranks,
     lora_gid,
     lora_params,
-    ralora,
     ralora_blocks,
-    ralora_pro,
-    ralora_pro_ranks,
 )
 
 __all__ = ["ANALYSES", "PRESETS", "ROUNDINGS", "RULES", "Allocation", "AllocationFile", "ModuleShape", "Plan",
            "Preset", "Rule", "Settings", "Vectors", "allocation_rows", "gelora", "gelora_ranks", "get_rule",
-           "lora_gid", "lora_params", "plan", "plan_json", "ralora", "ralora_blocks", "ralora_pro",
-           "ralora_pro_ranks", "read_allocation", "register_rule", "rules_reading"]
+           "lora_gid", "lora_params", "plan", "plan_json", "ralora_blocks", "read_allocation",
+           "register_rule", "rules_reading"]

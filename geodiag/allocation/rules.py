@@ -6,6 +6,7 @@ Every rounding the papers leave ambiguous is an explicit, documented option:
   "floor" | "ceil" | "round". n_l is then halved until it divides both d_in and d_out.
 - RaLoRA-Pro (RaLoRA Eq. 6-8): alpha_l = I_l / sum I; P_total = sum_l sqrt(d_in + d_out) r_ref;
   r_l = clip(round(P_total alpha_l / sqrt(d_in + d_out)), r_min, r_max). Eq. 8 writes ceil: `rounding`.
+  Its ranks depend on the convention (presets.importance_ranks, written once there).
 - LoRA+GID (RaLoRA App. E.4): rank_l = round(GID_l), at least 1 (`rounding` again).
 - GeLoRA (as reported for GeLoRA; its full text gives no code): r_i = max(d_{i+1} - d_i, 0) + 1 for every
   matrix of block i, times an optional budget scale (rounded, at least 1).
@@ -66,37 +67,6 @@ def ralora_blocks(gid: float, rank: int, shape: ModuleShape, *, n_max: int = 32,
     while n > 1 and (shape.d_in % n or shape.d_out % n or rank > min(shape.d_in, shape.d_out) // n):
         n //= 2  # blocks must tile the matrix, and each d/n-wide block must hold rank r
     return n
-
-
-def ralora(gids: dict[str, float], shapes: Sequence[ModuleShape], *, rank: int = 8, n_max: int = 32,
-           rounding: str = "floor") -> list[Allocation]:
-    return [Allocation(s.name, rank, ralora_blocks(gids[s.name], rank, s, n_max=n_max, rounding=rounding),
-                       s.layer, s.module_type, lora_params(s, rank)) for s in shapes]
-
-
-def ralora_pro_ranks(importance: dict[str, float], shapes: Sequence[ModuleShape], *, r_ref: int = 8,
-                     r_min: int | None = None, r_max: int | None = None, rounding: str = "round") -> dict[str, int]:
-    """RaLoRA Eq. 6-8: importance-proportional ranks under LoRA's parameter budget at r_ref."""
-    r_min = r_ref // 2 if r_min is None else r_min
-    r_max = 2 * r_ref if r_max is None else r_max
-    total_i = sum(importance[s.name] for s in shapes)
-    if total_i <= 0:
-        raise ValueError("importances sum to zero: there is nothing to allocate by")
-    budget = sum(math.sqrt(s.d_in + s.d_out) * r_ref for s in shapes)  # P_total
-    out = {}
-    for s in shapes:
-        width = math.sqrt(s.d_in + s.d_out)
-        out[s.name] = min(max(rounded(budget * importance[s.name] / total_i / width, rounding), r_min), r_max)
-    return out
-
-
-def ralora_pro(gids: dict[str, float], importance: dict[str, float], shapes: Sequence[ModuleShape], *,
-               r_ref: int = 8, r_min: int | None = None, r_max: int | None = None, n_max: int = 32,
-               rank_rounding: str = "round", block_rounding: str = "floor") -> list[Allocation]:
-    ranks = ralora_pro_ranks(importance, shapes, r_ref=r_ref, r_min=r_min, r_max=r_max, rounding=rank_rounding)
-    return [Allocation(s.name, ranks[s.name],
-                       ralora_blocks(gids[s.name], ranks[s.name], s, n_max=n_max, rounding=block_rounding),
-                       s.layer, s.module_type, lora_params(s, ranks[s.name])) for s in shapes]
 
 
 def lora_gid(gids: dict[str, float], shapes: Sequence[ModuleShape], *, rounding: str = "round") -> list[Allocation]:

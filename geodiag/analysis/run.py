@@ -79,8 +79,8 @@ def analyze_id(cfg: AnalyzeConfig, *, progress: bool = True) -> str:
         points = gathered_points(points, cfg.id_tokens)
         if a.main:
             profile = layer_geometries(points)
-            gelora = alloc.gelora({g.layer: g.twonn for g in profile}, a.shapes, scale=cfg.gelora_scale)
-            a.writer.append(a.run_id, id_rows(profile) + alloc.allocation_rows("gelora", gelora))
+            vectors = alloc.Vectors(ids={g.layer: g.twonn for g in profile})
+            a.writer.append(a.run_id, id_rows(profile) + rule_rows(cfg, "id", vectors, a.shapes))
     return a.run_id
 
 
@@ -109,18 +109,23 @@ def gid_rows(stats: list[GradientStats]) -> list[dict]:
 
 
 def gid_allocation_rows(cfg: AnalyzeConfig, stats: list[GradientStats], shapes: list[alloc.ModuleShape]) -> list[dict]:
-    """The allocations the measured GIDs (and importances) imply, LoRA's at rank r beside them."""
-    gids = {s.module: s.erank for s in stats}
-    importance = {s.module: s.importance for s in stats}
+    """The allocations the measured GIDs (and importances) imply under every rule that reads them, LoRA's at
+    rank r beside them."""
+    vectors = alloc.Vectors(gids={s.module: s.erank for s in stats}, importance={s.module: s.importance for s in stats})
     lora = [alloc.Allocation(m.name, cfg.r, 1, m.layer, m.module_type, alloc.lora_params(m, cfg.r)) for m in shapes]
-    planned = {
-        "lora": lora,
-        "ralora": alloc.ralora(gids, shapes, rank=cfg.r, n_max=cfg.n_max, rounding=cfg.block_rounding),
-        "ralora-pro": alloc.ralora_pro(gids, importance, shapes, r_ref=cfg.r, n_max=cfg.n_max,
-                                       rank_rounding=cfg.rank_rounding, block_rounding=cfg.block_rounding),
-        "lora-gid": alloc.lora_gid(gids, shapes, rounding=cfg.rank_rounding),
-    }
-    return [r for method, allocations in planned.items() for r in alloc.allocation_rows(method, allocations)]
+    return alloc.allocation_rows("lora", lora) + rule_rows(cfg, "gid", vectors, shapes)
+
+
+def rule_rows(cfg: AnalyzeConfig, analysis: str, vectors: alloc.Vectors, shapes: list[alloc.ModuleShape]
+              ) -> list[dict]:
+    """alloc/<rule> rows of every registered rule that reads this analysis, under the analysis's options."""
+    rows = []
+    for rule in alloc.rules_reading(analysis):
+        settings = alloc.Settings(rule, r=cfg.r, n_max=cfg.n_max, rank_rounding=cfg.rank_rounding,
+                                  block_rounding=cfg.block_rounding,
+                                  budget_scale=cfg.gelora_scale if analysis == "id" else 1.0)
+        rows += alloc.allocation_rows(rule, list(alloc.plan(settings, vectors, shapes).allocations))
+    return rows
 
 
 def fisher_correlation_rows(stats: list[GradientStats]) -> list[dict]:

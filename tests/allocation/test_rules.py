@@ -4,15 +4,16 @@ import pytest
 
 from geodiag.allocation import (
     ModuleShape,
+    Settings,
+    Vectors,
     gelora,
     gelora_ranks,
     lora_gid,
     lora_params,
-    ralora,
+    plan,
     ralora_blocks,
-    ralora_pro,
-    ralora_pro_ranks,
 )
+from geodiag.errors import GeodiagError
 
 Q = ModuleShape("layers.0.q", 576, 576, 0, "q")
 V = ModuleShape("layers.0.v", 576, 192, 0, "v")
@@ -39,8 +40,17 @@ def test_ralora_blocks_lowered_until_they_tile_the_matrix():
     assert ralora_blocks(1e6, 2, ModuleShape("prime", 97, 64)) == 1
 
 
+def ralora(gids, shapes, **settings):
+    return list(plan(Settings("ralora", **settings), Vectors(gids=gids), shapes).allocations)
+
+
+def ralora_pro_ranks(importance, shapes, r_ref=8, **settings):
+    vectors = Vectors(gids={s.name: 1.0 for s in shapes}, importance=importance)
+    return {a.module: a.rank for a in plan(Settings("ralora-pro", r=r_ref, **settings), vectors, shapes).allocations}
+
+
 def test_ralora_keeps_lora_parameter_count():
-    allocs = ralora({"layers.0.q": 100.0, "layers.0.v": 20.0}, [Q, V], rank=8)
+    allocs = ralora({"layers.0.q": 100.0, "layers.0.v": 20.0}, [Q, V], r=8)
     assert [a.blocks for a in allocs] == [8, 2]
     assert [a.params for a in allocs] == [8 * (576 + 576), 8 * (576 + 192)]
     assert [a.equivalent_rank for a in allocs] == [64, 16]
@@ -54,17 +64,18 @@ def test_ralora_pro_ranks_by_hand():
     # P_total = 8 (sqrt(128) + sqrt(96)) = 168.893; alpha = (0.75, 0.25)
     # r_a = 168.893 * 0.75 / 11.3137 = 11.196; r_b = 168.893 * 0.25 / 9.79796 = 4.309
     assert ralora_pro_ranks({"a": 3.0, "b": 1.0}, [A, B]) == {"a": 11, "b": 4}
-    assert ralora_pro_ranks({"a": 3.0, "b": 1.0}, [A, B], rounding="ceil") == {"a": 12, "b": 5}
+    assert ralora_pro_ranks({"a": 3.0, "b": 1.0}, [A, B], rank_rounding="ceil") == {"a": 12, "b": 5}
     # all importance on a: 168.893 / 11.3137 = 14.93 -> 15; b clipped up to r_min = 4
     assert ralora_pro_ranks({"a": 1.0, "b": 0.0}, [A, B]) == {"a": 15, "b": 4}
     # clipped down to r_max = 2 r_ref = 16 when the share exceeds it
     assert ralora_pro_ranks({"a": 1.0, "b": 0.0}, [A, B], r_ref=8, r_max=12) == {"a": 12, "b": 4}
-    with pytest.raises(ValueError, match="sum to zero"):
+    with pytest.raises(GeodiagError, match="sum to zero"):
         ralora_pro_ranks({"a": 0.0, "b": 0.0}, [A, B])
 
 
 def test_ralora_pro_combines_ranks_and_blocks():
-    allocs = ralora_pro({"a": 200.0, "b": 9.0}, {"a": 3.0, "b": 1.0}, [A, B])
+    allocs = plan(Settings("ralora-pro"), Vectors(gids={"a": 200.0, "b": 9.0}, importance={"a": 3.0, "b": 1.0}),
+                  [A, B]).allocations
     # a: r = 11, log2(200 / 11) = 4.18 -> 16 blocks, but 64 / 16 = 4 < 11 -> 8 (8 < 11) -> 4 (16 >= 11)
     # b: r = 4, log2(9 / 4) = 1.17 -> 2 blocks (32 / 2 = 16 >= 4)
     assert [(x.rank, x.blocks) for x in allocs] == [(11, 4), (4, 2)]

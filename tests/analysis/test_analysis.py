@@ -8,7 +8,7 @@ import pytest
 import torch
 from helpers import geodiag
 
-from geodiag.allocation import ModuleShape, ralora
+from geodiag.allocation import ModuleShape, Settings, Vectors, plan
 from geodiag.analysis.correlation import gid_fisher_correlations
 from geodiag.analysis.sweeps import gradient_sweep, hidden_state_sweep
 from geodiag.data import load_task
@@ -103,7 +103,8 @@ def test_analyze_gid_and_id_record_measurements_and_allocations(tmp_path):
     blocks = reader.metric(rid, "alloc/ralora/blocks").set_index("module")["value"]
     lin = linear_modules(load_model("tiny").model)
     shapes = [ModuleShape(m, lin[m].in_features, lin[m].out_features) for m in gid["module"]]
-    expected = {a.module: a.blocks for a in ralora(dict(zip(gid["module"], gid["value"], strict=True)), shapes, rank=2)}
+    gids = dict(zip(gid["module"], gid["value"], strict=True))
+    expected = {a.module: a.blocks for a in plan(Settings("ralora", r=2), Vectors(gids=gids), shapes).allocations}
     assert blocks.to_dict() == expected
     params = reader.metric(rid, "alloc/ralora/params").set_index("module")["value"]
     assert all(params[m] == 2 * (lin[m].in_features + lin[m].out_features) for m in params.index)

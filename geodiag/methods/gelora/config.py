@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from geodiag.allocation import Settings, plan
 from geodiag.allocation.budget import Geometry, Sized, by_scale
 from geodiag.methods.lora.config import AllocatedLoraConfig
 from geodiag.methods.registry import MethodSpec, register
@@ -39,8 +40,7 @@ def size(target: int, geo: Geometry) -> Sized | None:
     steps = {s.name: max(ids[s.layer + 1] - ids[s.layer], 0.0) + 1 for s in geo.shapes}
 
     def count(scale: float) -> int:
-        return sum(min(max(1, round(scale * steps[s.name])), min(s.d_in, s.d_out)) * (s.d_in + s.d_out)
-                   for s in geo.shapes)
+        return plan(Settings("gelora", budget_scale=scale), geo.vectors, geo.shapes).params
 
     base = target / sum(steps[s.name] * (s.d_in + s.d_out) for s in geo.shapes)
     return by_scale(target, count, base, "gelora_scale")

@@ -21,6 +21,8 @@ def build(model: nn.Module, cfg: GeLoraConfig, context: BuildContext) -> LoraAda
         return allocated_lora(model, cfg, record, alphas=context.allocation.alphas, dropout=cfg.dropout)
     ids = context.require_measurements("an intrinsic-dimension profile", "id").id_profile(cfg.from_analysis,
                                                                                         cfg.id_tokens)
-    allocations = alloc.gelora(ids, module_shapes(model, targets), scale=cfg.gelora_scale)
+    settings = alloc.Settings("gelora", r=cfg.r, budget_scale=cfg.gelora_scale)
+    allocations = list(alloc.plan(settings, alloc.Vectors(ids=dict(enumerate(ids))), module_shapes(model, targets))
+                       .allocations)
     record = AllocationRecord("gelora", allocations, cfg.r)
     return allocated_lora(model, cfg, record, alpha_ratio=cfg.alpha_ratio, dropout=cfg.dropout)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from geodiag.allocation import ROUNDINGS
+from geodiag.allocation import ROUNDINGS, Settings, plan
 from geodiag.allocation.budget import Geometry, Sized, by_scale
 from geodiag.methods.lora.config import AllocatedLoraConfig
 from geodiag.methods.registry import MethodSpec, register
@@ -30,14 +30,14 @@ class LoraGidConfig(AllocatedLoraConfig):
 
 
 def size(target: int, geo: Geometry) -> Sized | None:
-    """rank_l = round(gid_scale x GID_l), at least 1, at most min(d_in, d_out): the scale whose count is nearest."""
+    """The rule's rank_l = round(gid_scale x GID_l), at least 1, at most min(d_in, d_out): the scale whose count
+    is nearest."""
     gids = geo.vectors.gids
     if not gids or any(s.name not in gids for s in geo.shapes):
         return None
 
     def count(scale: float) -> int:
-        return sum(min(max(round(scale * gids[s.name]), 1), min(s.d_in, s.d_out)) * (s.d_in + s.d_out)
-                   for s in geo.shapes)
+        return plan(Settings("lora-gid", budget_scale=scale), geo.vectors, geo.shapes).params
 
     base = target / max(sum(gids[s.name] * (s.d_in + s.d_out) for s in geo.shapes), 1e-12)
     return by_scale(target, count, base, "gid_scale")

@@ -19,7 +19,7 @@ def build(model: nn.Module, cfg: LoraGidConfig, context: BuildContext) -> LoraAd
         record = AllocationRecord("lora-gid", context.allocation.allocations(module_shapes(model, targets)), cfg.r)
         return allocated_lora(model, cfg, record, alphas=context.allocation.alphas, dropout=cfg.dropout)
     gids, _ = context.require_measurements("GIDs", "gid").gids(targets, cfg.from_analysis, cfg.gid_batches)
-    scaled = {m: cfg.gid_scale * g for m, g in gids.items()}
-    allocations = alloc.lora_gid(scaled, module_shapes(model, targets), rounding=cfg.rank_rounding)
+    settings = alloc.Settings("lora-gid", r=cfg.r, rank_rounding=cfg.rank_rounding, budget_scale=cfg.gid_scale)
+    allocations = list(alloc.plan(settings, alloc.Vectors(gids=gids), module_shapes(model, targets)).allocations)
     record = AllocationRecord("lora-gid", allocations, cfg.r, gids)
     return allocated_lora(model, cfg, record, alpha_ratio=cfg.alpha_ratio, dropout=cfg.dropout)

@@ -3,7 +3,7 @@ the gradient intrinsic dimensionality.
 
 Delta W = diag(B_1 A_1, ..., B_n A_n) * alpha / r, each block of rank r on a d_out/n x d_in/n slice, so a
 module costs r (d_in + d_out) parameters, like LoRA, while its update can reach rank n r. n_l comes from
-GID_l (allocation.ralora_blocks); RaLoRA-Pro first re-allocates r_l by importance (allocation.ralora_pro).
+GID_l; RaLoRA-Pro first re-allocates r_l by importance (both the registered rules, allocation.plan).
 The GIDs come from the build context: a stored `geodiag analyze gid` run, or a sweep run first.
 """
 
@@ -71,12 +71,10 @@ def allocate(model: nn.Module, cfg: RaLoraConfig, gids: dict[str, float],
     if missing:
         raise GeodiagError(f"The GID analysis has no value for {missing[0]} (and {len(missing) - 1} more); run "
                            "`geodiag analyze gid` with the same --target-modules, or drop --from-analysis.")
-    if cfg.pro:
-        if not importance:
-            raise GeodiagError("RaLoRA-Pro needs importances, which this analysis run did not record.")
-        return alloc.ralora_pro(gids, importance, shapes, r_ref=cfg.r, n_max=cfg.n_max,
-                                rank_rounding=cfg.rank_rounding, block_rounding=cfg.block_rounding)
-    return alloc.ralora(gids, shapes, rank=cfg.r, n_max=cfg.n_max, rounding=cfg.block_rounding)
+    rule = "ralora-pro" if cfg.pro else "ralora"
+    settings = alloc.Settings(rule, r=cfg.r, n_max=cfg.n_max, block_rounding=cfg.block_rounding,
+                              **({"rank_rounding": cfg.rank_rounding} if cfg.pro else {}))
+    return list(alloc.plan(settings, alloc.Vectors(gids=gids, importance=importance or {}), shapes).allocations)
 
 
 def build(model: nn.Module, cfg: RaLoraConfig, context: BuildContext) -> RaLoraAdapted:
