@@ -150,14 +150,16 @@ class AnalyzeConfig(Config):
                             scope=("id",))
     batch_size: int = option(4, "examples per mini-batch", scope=DATA)
     max_length: int = option(128, "maximum tokens per example", scope=DATA)
-    r: int = option(R_REF, "reference LoRA rank (RaLoRA's block rank, RaLoRA-Pro's r_ref)", scope=("gid",))
+    r: int = option(R_REF, "reference LoRA rank (RaLoRA's block rank; RaLoRA-Pro's and the spectral rules' r_ref)",
+                    scope=("gid", "spectra"))
     pooling: str = option("tokens", "'tokens' or 'mean' (mean-pooled sequences)", choices=("tokens", "mean"),
                           scope=("id",), group="advanced")
     n_max: int = option(32, "RaLoRA maximum number of blocks (a power of two)", scope=("gid",), group="advanced")
     block_rounding: str = option("floor", "RaLoRA exponent rounding: floor, ceil (RaLoRA Eq. 4) or "
                                  "round", choices=ROUNDINGS, scope=("gid",), group="advanced")
-    rank_rounding: str = option("round", "RaLoRA-Pro / LoRA+GID rank rounding: round, ceil "
-                                "(RaLoRA Eq. 8) or floor", choices=ROUNDINGS, scope=("gid",), group="advanced")
+    rank_rounding: str = option("round", "RaLoRA-Pro / LoRA+GID / spectral rules' rank rounding: round, ceil "
+                                "(RaLoRA Eq. 8) or floor", choices=ROUNDINGS, scope=("gid", "spectra"),
+                                group="advanced")
     gelora_scale: float = option(1.0, "GeLoRA budget scale on r_i = max(d_{i+1} - d_i, 0) + 1", scope=("id",),
                                  group="advanced")
     seed: int = option(0, "seed for the data (and for the tiny model's random weights)", group="advanced")

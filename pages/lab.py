@@ -1,4 +1,4 @@
-"""Allocation lab: a stored GID or ID analysis through a rule and a convention preset, adjusted live (pure
+"""Allocation lab: a stored GID, ID or spectra analysis through a rule and a convention preset, adjusted live (pure
 arithmetic on the stored vectors: no model is loaded), compared with a second preset, written as a peft-ready
 JSON, and trained through Launch."""
 
@@ -12,6 +12,7 @@ from geodiag import allocation as alloc
 from geodiag.errors import GeodiagError
 from geodiag.figures.lab import allocation_plan
 from geodiag.lab import analysis_runs, compare_plans, plan_frame, stored_analysis
+from geodiag.methods import METHODS
 from geodiag.store import Reader
 from geodiag.ui import labels, page, store_path
 
@@ -52,11 +53,14 @@ def export_block(plan: alloc.Plan, stored) -> None:
     c = st.columns(3)
     c[0].download_button("Download JSON", text.encode(), file_name=f"{stem}.json", mime="application/json")
     path = Path(store_path()).resolve().parent / "allocations" / f"{stem}.json"
-    if c[1].button("Train this allocation", type="primary", help=f"Saves {path.name} beside the store and opens "
-                   "Launch with it"):
+    method = next((m for m, spec in METHODS.items() if spec.rule == plan.settings.rule), None)
+    if c[1].button("Train this allocation", type="primary", disabled=method is None,
+                   help=f"Saves {path.name} beside the store and opens Launch with it" if method else
+                   f"No geodiag method trains the {plan.settings.rule} rule's ranks yet: download the JSON for "
+                   "peft.LoraConfig(rank_pattern=..., alpha_pattern=...)"):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text + "\n")
-        st.session_state.update({"l-model": stored.model, "l-method": plan.settings.rule, "l-advanced": True,
+        st.session_state.update({"l-model": stored.model, "l-method": method, "l-advanced": True,
                                  "l-allocation": str(path)})
         st.switch_page("pages/launch.py")
     c[2].caption(f"`geodiag allocate {stored.run_id} --rule {plan.settings.rule} --preset {plan.settings.preset}` "
@@ -67,8 +71,9 @@ def export_block(plan: alloc.Plan, stored) -> None:
 runs, ids = page("Allocation lab")
 done = analysis_runs(Reader(store_path()))
 if done.empty:
-    st.info("No finished analysis in this store: `geodiag analyze gid` (RaLoRA, RaLoRA-Pro, LoRA+GID) or "
-            "`geodiag analyze id` (GeLoRA) records what the rules allocate from.")
+    st.info("No finished analysis in this store: `geodiag analyze gid` (RaLoRA, RaLoRA-Pro, LoRA+GID), "
+            "`geodiag analyze id` (GeLoRA) or `geodiag analyze spectra` (alpha, alpha-share, stable-rank) records "
+            "what the rules allocate from.")
     st.stop()
 names = labels(runs)
 run_id = st.selectbox("Analysis", list(done["run_id"]), key="lab-run",

@@ -1,7 +1,9 @@
-"""Rank allocations: pure, torch-free rules (RaLoRA, RaLoRA-Pro, LoRA+GID, GeLoRA), each registered as one `Rule`
-object, and their metric rows. Methods size their adapters with them, analyses record what they imply, figures
-redraw them. A new rule is a module that registers a `Rule`, imported below."""
+"""Rank allocations: pure, torch-free rules (RaLoRA, RaLoRA-Pro, LoRA+GID, GeLoRA; the spectral alpha, alpha-share
+and stable-rank), each registered as one `Rule` object, and their metric rows. Methods size their adapters with
+them, analyses record what they imply, figures redraw them. A new rule is a module that registers a `Rule`,
+imported below."""
 
+from geodiag.allocation import spectral  # noqa: F401 - registers the spectral rules
 from geodiag.allocation.files import AllocationFile, plan_json, read_allocation
 from geodiag.allocation.presets import PRESETS, Plan, Preset, Settings, Vectors, plan
 from geodiag.allocation.records import allocation_rows

@@ -84,12 +84,16 @@ class Settings:
 
 @dataclass(frozen=True)
 class Vectors:
-    """The measurements a rule reads: per-module GID and importance (a `geodiag analyze gid` run) or the ID
-    profile by hidden-state index (a `geodiag analyze id` run)."""
+    """The measurements a rule reads: per-module GID and importance (a `geodiag analyze gid` run), the ID
+    profile by hidden-state index (a `geodiag analyze id` run), or the pretrained weights' power-law alpha, MP
+    spike count and stable rank per module (a `geodiag analyze spectra` run)."""
 
     gids: Mapping[str, float] = field(default_factory=dict)
     importance: Mapping[str, float] = field(default_factory=dict)
     ids: Mapping[int, float] = field(default_factory=dict)
+    alpha: Mapping[str, float] = field(default_factory=dict)
+    spikes: Mapping[str, float] = field(default_factory=dict)
+    stable_rank: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

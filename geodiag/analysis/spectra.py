@@ -12,10 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from geodiag.analysis.run import layer_subset, progress_recorder
+from geodiag.allocation import Vectors
+from geodiag.analysis.run import layer_subset, progress_recorder, rule_rows
 from geodiag.config import AnalyzeConfig
+from geodiag.errors import GeodiagError
 from geodiag.metrics.esd import MPBulk, PowerLawTail, esd, mp_bulk, powerlaw_tail
-from geodiag.models import layer_index, linear_modules, load_model, module_type, resolve_targets
+from geodiag.models import layer_index, linear_modules, load_model, module_shapes, module_type, resolve_targets
 from geodiag.names import (
     ESD_ALPHA,
     ESD_ALPHA_SIGMA,
@@ -70,6 +72,18 @@ def spectrum_rows(s: ModuleSpectrum) -> list[dict]:
     return rows + [row(0, 0.0, ESD_EIGENVALUE, float(v), idx=k, **where) for k, v in enumerate(s.evals[::-1])]
 
 
+def allocation_rows(cfg: AnalyzeConfig, measured: list[ModuleSpectrum], shapes) -> list[dict]:
+    """What every spectral rule allocates from these spectra (the atlas draws them beside the GID and ID rules);
+    none when a module has no usable alpha (a matrix too small for the tail fit)."""
+    vectors = Vectors(alpha={s.module: s.tail.alpha for s in measured},
+                      spikes={s.module: float(s.bulk.spikes) if s.bulk else math.nan for s in measured},
+                      stable_rank={s.module: s.stable_rank for s in measured})
+    try:
+        return rule_rows(cfg, "spectra", vectors, shapes)
+    except GeodiagError:
+        return []
+
+
 def analyze_spectra(cfg: AnalyzeConfig, *, progress: bool = True) -> str:
     """Load the model on the CPU, then each target module's spectrum into one analysis run (written module by
     module, so a cancelled analysis keeps what it measured)."""
@@ -82,15 +96,17 @@ def analyze_spectra(cfg: AnalyzeConfig, *, progress: bool = True) -> str:
     run_id = writer.create_run(name=cfg.run_name or f"spectra-{cfg.model}", kind="analysis", method="spectra",
                                model=cfg.model, config=config,
                                total_params=sum(p.numel() for p in lm.model.parameters()))
-    record, rows = progress_recorder(writer, run_id, len(names)), []
+    record, rows, measured = progress_recorder(writer, run_id, len(names)), [], []
     with writer.finishing(run_id):
         for done, name in enumerate(tqdm(names, desc="spectra", unit="module", disable=not progress), start=1):
             W = linears[name].weight.detach().to("cpu").double().numpy()  # (d_out, d_in)
-            rows += spectrum_rows(module_spectrum(name, W))
+            measured.append(module_spectrum(name, W))
+            rows += spectrum_rows(measured[-1])
             if done % FLUSH_EVERY == 0 or done == len(names):  # an append costs ~0.1 s: not one per module
                 writer.append(run_id, rows)
                 rows = []
             record(done)
+        writer.append(run_id, allocation_rows(cfg, measured, module_shapes(lm.model, names)))
     if progress:
         tqdm.write(f"{len(names)} modules of {cfg.model}", file=sys.stderr)
     return run_id

@@ -15,12 +15,14 @@ from geodiag.store import DEFAULT_STORE, Reader
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("allocate", help="turn a GID or ID analysis into per-module ranks (a peft rank_pattern)",
-                       description="Allocate ranks from a `geodiag analyze gid|id` run under a rule and a convention "
+    p = sub.add_parser("allocate", help="turn a GID, ID or spectra analysis into per-module ranks (a peft "
+                                        "rank_pattern)",
+                       description="Allocate ranks from a `geodiag analyze gid|id|spectra` run under a rule and a "
+                                   "convention "
                                    "preset, and write them as JSON (rank_pattern, alpha_pattern, blocks, parameter "
                                    "counts) for peft.LoraConfig or `geodiag train --allocation`.")
-    p.add_argument("run_id", metavar="RUN", help="a `geodiag analyze gid` (ralora, ralora-pro, lora-gid) or "
-                                                 "`geodiag analyze id` (gelora) run")
+    p.add_argument("run_id", metavar="RUN", help="a `geodiag analyze` run: " + "; ".join(
+        f"{kind} ({', '.join(alloc.rules_reading(kind))})" for kind in alloc.ANALYSES if alloc.rules_reading(kind)))
     p.add_argument("--rule", required=True, choices=alloc.RULES, help="the allocation rule")
     p.add_argument("--preset", default="paper", help=f"convention: {', '.join(alloc.PRESETS)} (default: paper)")
     p.add_argument("--r", type=int, default=8, help="reference LoRA rank r_ref (default: 8)")

@@ -7,16 +7,16 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from geodiag.allocation import ModuleShape, Plan, Vectors
+from geodiag.allocation import ANALYSES, ModuleShape, Plan, Vectors
 from geodiag.errors import GeodiagError
-from geodiag.names import GID, IMPORTANCE, TWONN
+from geodiag.names import ESD_ALPHA, ESD_SPIKES, ESD_STABLE_RANK, GID, IMPORTANCE, TWONN
 from geodiag.store import Reader
 
 
 @dataclass(frozen=True)
 class StoredAnalysis:
     run_id: str
-    kind: str  # gid | id
+    kind: str  # gid | id | spectra
     model: str
     vectors: Vectors
     shapes: tuple[ModuleShape, ...]
@@ -30,9 +30,9 @@ def analysis_runs(reader: Reader) -> pd.DataFrame:
 
 def stored_analysis(reader: Reader, run_id: str) -> StoredAnalysis:
     run = reader.run(run_id)
-    if run["kind"] != "analysis" or run["method"] not in ("gid", "id"):
-        raise GeodiagError(f"Run {run_id} is a {run['kind']} run; allocations come from a `geodiag analyze gid` or "
-                           "`geodiag analyze id` run.")
+    if run["kind"] != "analysis" or run["method"] not in ANALYSES:
+        raise GeodiagError(f"Run {run_id} is a {run['kind']} run; allocations come from a `geodiag analyze "
+                           f"{'|'.join(ANALYSES)}` run.")
     modules = run["config"].get("modules")
     if not modules:
         raise GeodiagError(f"Analysis {run_id} was recorded before geodiag kept module shapes; run `geodiag analyze "
@@ -41,6 +41,9 @@ def stored_analysis(reader: Reader, run_id: str) -> StoredAnalysis:
                    for name, d_out, d_in, layer, mtype in modules)
     if run["method"] == "gid":
         vectors = Vectors(gids=_by_module(reader, run_id, GID), importance=_by_module(reader, run_id, IMPORTANCE))
+    elif run["method"] == "spectra":
+        vectors = Vectors(alpha=_by_module(reader, run_id, ESD_ALPHA), spikes=_by_module(reader, run_id, ESD_SPIKES),
+                          stable_rank=_by_module(reader, run_id, ESD_STABLE_RANK))
     else:
         ids = reader.metric(run_id, TWONN)
         vectors = Vectors(ids={int(r.layer): float(r.value) for r in ids.itertuples()})
@@ -64,8 +67,8 @@ def plan_frame(plan: Plan) -> pd.DataFrame:
 def compare_plans(a: Plan, b: Plan) -> pd.DataFrame:
     """The modules whose allocation differs between two plans: rank and blocks under each, and the change."""
     fa, fb = plan_frame(a).set_index("module"), plan_frame(b).set_index("module")
-    both = fa[["layer", "module_type", "rank", "blocks", "params"]].join(
-        fb[["rank", "blocks", "params"]], rsuffix="_b", how="outer")
+    both = fa[["layer", "module_type", "rank", "blocks", "params"]].merge(
+        fb[["rank", "blocks", "params"]], left_index=True, right_index=True, how="outer", suffixes=("", "_b"))
     changed = both[(both["rank"] != both["rank_b"]) | (both["blocks"] != both["blocks_b"])].copy()
     changed["rank_change"] = changed["rank_b"] - changed["rank"]
     return changed.reset_index()

@@ -71,6 +71,30 @@ def test_weightwatcher_agrees_on_every_module(analysed):
     np.testing.assert_allclose(ours, details.loc[ours.index, "stable_rank"].astype(float), rtol=0.01)
 
 
+def test_the_spectral_rules_allocate_from_the_run_and_export_for_peft(analysed, tmp_path):
+    """The analysis records what each spectral rule allocates (the atlas draws it); `geodiag allocate` turns the
+    run into a peft rank_pattern that trains exactly the parameters it says."""
+    import json
+
+    import peft
+
+    from geodiag.figures import figure_data
+
+    store, rid = analysed
+    atlas = figure_data(Reader(store), "atlas", [rid])
+    assert {"alloc/alpha/equivalent_rank", "alloc/alpha-share/params", "alloc/stable-rank/params"} <= set(atlas["name"])
+    out = geodiag("allocate", rid, "--rule", "alpha-share", "--out", str(tmp_path / "a.json"), "--store", store)
+    assert out.returncode == 0, out.stderr
+    data = json.loads((tmp_path / "a.json").read_text())
+    assert data["rule"] == "alpha-share" and len(data["rank_pattern"]) == 14
+    assert data["rank_pattern"] == {m: int(v) for m, v in Reader(store).metric(rid, "alloc/alpha-share").set_index(
+        "module")["value"].items()}  # the file is what the analysis recorded
+    model = peft.get_peft_model(load_model("tiny", seed=0).model, peft.LoraConfig(
+        r=data["r"], rank_pattern=data["rank_pattern"], alpha_pattern=data["alpha_pattern"],
+        target_modules=data["target_modules"]))
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == data["peft_params"]
+
+
 def test_bad_input_is_one_sentence_and_writes_nothing(tmp_path):
     store = str(tmp_path / "s.duckdb")
     out = geodiag("analyze", "spectra", "--model", "tiny", "--layers", "7", "--store", store)

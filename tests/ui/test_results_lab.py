@@ -93,3 +93,20 @@ def test_the_lab_shows_the_rules_numbers_and_trains_the_file_through_launch(dash
     saved = Path(at.session_state["l-allocation"])
     assert saved.parent == store.parent / "allocations" and json.loads(saved.read_text())["params"] == plan.params
     assert at.session_state["l-method"] == "ralora-pro" and at.text_input(key="l-allocation").value == str(saved)
+
+
+def test_the_lab_offers_the_spectral_rules_on_a_spectra_analysis(dashboard_store, tmp_path):
+    import shutil
+
+    from geodiag.analysis import analyze_spectra
+    from geodiag.config import AnalyzeConfig
+
+    store = tmp_path / "s.duckdb"
+    shutil.copyfile(dashboard_store["store"], store)
+    rid = analyze_spectra(AnalyzeConfig(model="tiny", store=str(store)), progress=False)
+    at = open_page(store, "lab.py", **{"lab-run": rid, "lab-rule": "alpha-share"})
+    assert at.selectbox(key="lab-rule").options == ["alpha", "alpha-share", "stable-rank"]
+    stored = stored_analysis(Reader(store), rid)
+    plan = alloc.plan(alloc.Settings("alpha-share"), stored.vectors, stored.shapes)
+    assert at.metric[0].value == f"{plan.params:,}"
+    assert at.button[0].disabled  # no geodiag method trains these ranks yet: the JSON is for peft
