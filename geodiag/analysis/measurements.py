@@ -10,9 +10,12 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import nn
 
+from geodiag.allocation import Vectors
+from geodiag.analysis.spectra import module_spectrum
 from geodiag.analysis.sweeps import gradient_sweep, hidden_state_sweep
 from geodiag.errors import GeodiagError
-from geodiag.names import GID, IMPORTANCE, TWONN
+from geodiag.models import linear_modules
+from geodiag.names import ESD_ALPHA, ESD_SPIKES, ESD_STABLE_RANK, GID, IMPORTANCE, TWONN
 from geodiag.store import Reader
 
 
@@ -40,6 +43,19 @@ class StoredOrMeasured:
             reader = self._analysis(from_analysis, "id")
             return reader.metric(from_analysis, TWONN).sort_values("layer")["value"].tolist()
         return [g.twonn for g in hidden_state_sweep(self.model, self.batches(), tokens, progress=self.progress)]
+
+    def spectra(self, targets: list[str], from_analysis: str | None) -> Vectors:
+        """The pretrained spectra per target module, as `geodiag analyze spectra` records them (no data needed)."""
+        if from_analysis:
+            reader = self._analysis(from_analysis, "spectra")
+            return Vectors(alpha=_by_module(reader, from_analysis, ESD_ALPHA),
+                           spikes=_by_module(reader, from_analysis, ESD_SPIKES),
+                           stable_rank=_by_module(reader, from_analysis, ESD_STABLE_RANK))
+        linears = linear_modules(self.model)
+        measured = [module_spectrum(t, linears[t].weight.detach().to("cpu").double().numpy()) for t in targets]
+        return Vectors(alpha={s.module: s.tail.alpha for s in measured},
+                       spikes={s.module: float(s.bulk.spikes) if s.bulk else float("nan") for s in measured},
+                       stable_rank={s.module: s.stable_rank for s in measured})
 
     def _analysis(self, run_id: str, kind: str) -> Reader:
         if not self.store:

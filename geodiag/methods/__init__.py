@@ -5,7 +5,18 @@ allocation rule, FSDP support and how it is sized to a budget) and
 imports no torch, so the dashboard lists every method's options in-process; `build` imports a method's adapter
 code when it is first built."""
 
-from geodiag.methods import adalora, dora, eva, full, gelora, lora, lora_gid, manifold, ralora  # noqa: F401 - each registers
+from geodiag.methods import (  # noqa: F401 - each registers
+    adalora,
+    dora,
+    eva,
+    full,
+    gelora,
+    lora,
+    lora_gid,
+    manifold,
+    ralora,
+    ruled,  # noqa: F401 - last: LoRA for each spectral rule no method above trains
+)
 from geodiag.methods.config import MethodConfig
 from geodiag.methods.context import BuildContext, Measurements
 from geodiag.methods.registry import (

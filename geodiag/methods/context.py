@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from geodiag.allocation import AllocationFile
+from geodiag.allocation import AllocationFile, Vectors
 from geodiag.errors import GeodiagError
 
 
@@ -23,6 +23,9 @@ class Measurements(Protocol):
 
     def id_profile(self, from_analysis: str | None, tokens: int) -> list[float]:
         """TwoNN intrinsic dimension of hidden_states[0..L] (GeLoRA)."""
+
+    def spectra(self, targets: list[str], from_analysis: str | None) -> Vectors:
+        """The pretrained weights' power-law alpha, MP spike count and stable rank per target module."""
 
 
 @dataclass

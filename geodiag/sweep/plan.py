@@ -10,10 +10,12 @@ from dataclasses import dataclass, replace
 
 from geodiag.allocation import ModuleShape, Vectors
 from geodiag.allocation.budget import TOLERANCE, Geometry, Sized
+from geodiag.config import AnalyzeConfig
 from geodiag.errors import GeodiagError
 from geodiag.lab import stored_analysis
 from geodiag.lab.selection import Choice, choose, sweep_table
 from geodiag.methods import MethodConfig, analysis_of, get_method
+from geodiag.options import schema
 from geodiag.store import Reader
 from geodiag.sweep.spec import Cell, SweepSpec
 
@@ -164,12 +166,13 @@ def shared_analysis(spec: SweepSpec, kind: str, *, run: bool, progress: bool) ->
                                "--analyses-only` first (the Slurm submit script does).")
         return found
     args = [sys.executable, "-m", "geodiag", "analyze", kind, "--sweep", spec.id, "--run-name", f"{spec.id} {kind}"]
-    for key in ANALYSIS_OPTIONS:
+    applies = {s.name for s in schema(AnalyzeConfig) if s.applies_to(kind)}  # spectra read no data
+    for key in (k for k in ANALYSIS_OPTIONS if k in applies):
         value = targets(spec) if key == "target_modules" else spec.train.get(key)
         if value is not None and value is not False:
             args += [f"--{key.replace('_', '-')}"] + ([] if value is True else [",".join(value) if isinstance(
                 value, list) else str(value)])
-    if kind == "gid" and spec.budget:
+    if "r" in applies and spec.budget:
         args += ["--r", str(spec.budget.r)]  # the allocations it records, at the sweep's reference rank
     if not progress:
         args.append("--no-progress")

@@ -189,3 +189,30 @@ def test_a_bad_grid_is_one_sentence_and_writes_nothing(tmp_path):
         out = geodiag("sweep", "--methods", "lora", "--store", str(store), *FAST, *extra)  # extra's flags win
         assert out.returncode == 2 and says in out.stderr and out.stderr.count("\n") == 1, (extra, out.stderr)
     assert not store.exists() and not (tmp_path / "sweeps").exists()
+
+
+def test_a_spectral_rule_trains_budget_matched_from_the_sweeps_spectra_analysis(tmp_path):
+    """lora-alpha-share (made from the registered alpha-share rule, no method code of its own) shares one
+    `analyze spectra` run, is sized to LoRA's count through the rule's budget scale, and trains the ranks the rule
+    gives for the stored spectra."""
+    from geodiag.allocation import Settings, plan
+    from geodiag.lab import stored_analysis
+
+    store = str(tmp_path / "s.duckdb")
+    out = geodiag("sweep", "--methods", "lora,lora-alpha-share", "--budget", "lora-r=4", "--store", store, *FAST)
+    assert out.returncode == 0, out.stderr
+    reader = Reader(store)
+    runs = reader.runs()
+    spectra = runs[(runs["kind"] == "analysis") & (runs["method"] == "spectra")]
+    assert len(spectra) == 1 and spectra["sweep"].iloc[0] == out.stdout.split()[0]
+    trained = {r["label"]: r for r in listed(store)}
+    rid = trained["lora-alpha-share"]["run_id"]
+    config = reader.run(rid)["config"]
+    options = config["method_options"]
+    assert options["from_analysis"] == spectra["run_id"].iloc[0]
+    stored = stored_analysis(reader, options["from_analysis"])
+    expected = plan(Settings("alpha-share", budget_scale=options["rule_scale"]), stored.vectors, stored.shapes)
+    ranks = reader.metric(rid, "alloc/lora-alpha-share").set_index("module")["value"].to_dict()
+    assert ranks == {a.module: a.rank for a in expected.allocations}
+    lora = trained["lora"]["trainable_params"]
+    assert abs(trained["lora-alpha-share"]["trainable_params"] - lora) / lora <= 0.25  # the budget's tolerance

@@ -109,4 +109,7 @@ def test_the_lab_offers_the_spectral_rules_on_a_spectra_analysis(dashboard_store
     stored = stored_analysis(Reader(store), rid)
     plan = alloc.plan(alloc.Settings("alpha-share"), stored.vectors, stored.shapes)
     assert at.metric[0].value == f"{plan.params:,}"
-    assert at.button[0].disabled  # no geodiag method trains these ranks yet: the JSON is for peft
+    at.button[0].click().run()  # Train this allocation: the method made from the rule, with the file
+    assert not at.exception
+    assert at.session_state["l-method"] == "lora-alpha-share"
+    assert json.loads(Path(at.session_state["l-allocation"]).read_text())["rule"] == "alpha-share"
