@@ -52,7 +52,7 @@ def run_gid(quick: bool) -> dict:
     model = "tiny" if quick else "smollm2"
     r = bench_gid(model, batches=4 if quick else 16)
     s, a = r["sweep"], r["all_gradients"]
-    print(f"GID sweep on {model} (q,k,v,o of every layer, {r['batches']} batches of 4): {s['seconds']:.1f} s, peak "
+    print(f"GID pass on {model} (q,k,v,o of every layer, {r['batches']} batches of 4): {s['seconds']:.1f} s, peak "
           f"RSS {s['peak_rss_mb']:.0f} MB ({s['peak_rss_mb'] - s['after_load_rss_mb']:.0f} MB above the loaded "
           f"model) vs holding every gradient: {a['seconds']:.1f} s, {a['peak_rss_mb']:.0f} MB "
           f"({a['peak_rss_mb'] - a['after_load_rss_mb']:.0f} MB above) -> {r['time_ratio']:.2f}x time, "

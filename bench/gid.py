@@ -1,4 +1,4 @@
-"""GID sweep (post-accumulate hooks, one float32 accumulator per target weight) vs the plain way of
+"""GID pass (post-accumulate hooks, one float32 accumulator per target weight) vs the plain way of
 holding every parameter's gradient at once (requires_grad everywhere, .grad accumulated over the batches),
 and the sweep's peak RSS above the interpreter and its imports against the README's formula
 (model + float32 accumulators + one gradient; one batch's activations are the difference).
@@ -35,7 +35,7 @@ def _current_rss_mb() -> float:
 def measure(mode: str, model_name: str, batches: int) -> dict:
     before_load_mb = _current_rss_mb()  # the interpreter, torch and geodiag imported: not in the formula
     from geodiag.analysis.memory import gid_memory
-    from geodiag.analysis.sweeps import gradient_sweep
+    from geodiag.analysis.passes import gradient_pass
     from geodiag.data import load_task
     from geodiag.data.tokenise import batch_stream, encode
     from geodiag.metrics import effective_rank
@@ -49,7 +49,7 @@ def measure(mode: str, model_name: str, batches: int) -> dict:
     base_mb = _rss_mb()
     t0 = time.perf_counter()
     if mode == "sweep":
-        gids = {s.module: s.erank for s in gradient_sweep(lm.model, items, targets, progress=False)}
+        gids = {s.module: s.erank for s in gradient_pass(lm.model, items, targets, progress=False)}
     elif mode == "activations":  # the same backward passes, each gradient dropped as it comes: no accumulators
         linears = linear_modules(lm.model.eval())
         for p in lm.model.parameters():

@@ -133,7 +133,7 @@ DATA = ("gid", "id")  # the analyses that run the model on data
 
 @dataclass
 class AnalyzeConfig(Config):
-    """Every analysis; a field's scope says which ones it applies to (gid: RaLoRA's GID sweep, id: GeLoRA's
+    """Every analysis; a field's scope says which ones it applies to (gid: RaLoRA's GID pass, id: GeLoRA's
     TwoNN profile, spectra: the pretrained weights' ESDs, which read no data)."""
 
     KIND: ClassVar[str] = "geodiag analyze"

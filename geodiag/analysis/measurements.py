@@ -1,6 +1,6 @@
 """What allocation-driven methods are handed while they are built: GIDs and importances, or an ID profile,
 read from a stored analysis run or measured on the training data first. The trainer builds one and passes it
-in the method's BuildContext, so a method neither opens the store nor runs a sweep itself."""
+in the method's BuildContext, so a method neither opens the store nor runs an analysis pass itself."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from geodiag.allocation import Vectors
+from geodiag.analysis.passes import gradient_pass, hidden_state_pass
 from geodiag.analysis.spectra import module_spectrum
-from geodiag.analysis.sweeps import gradient_sweep, hidden_state_sweep
 from geodiag.errors import GeodiagError
 from geodiag.models import linear_modules
 from geodiag.names import ESD_ALPHA, ESD_SPIKES, ESD_STABLE_RANK, GID, IMPORTANCE, TWONN
@@ -33,7 +33,7 @@ class StoredOrMeasured:
         if from_analysis:
             reader = self._analysis(from_analysis, "gid")
             return _by_module(reader, from_analysis, GID), _by_module(reader, from_analysis, IMPORTANCE)
-        stats = gradient_sweep(self.model, itertools.islice(self.batches(), batches), targets, total=batches,
+        stats = gradient_pass(self.model, itertools.islice(self.batches(), batches), targets, total=batches,
                                progress=self.progress)
         return {s.module: s.erank for s in stats}, {s.module: s.importance for s in stats}
 
@@ -42,7 +42,7 @@ class StoredOrMeasured:
         if from_analysis:
             reader = self._analysis(from_analysis, "id")
             return reader.metric(from_analysis, TWONN).sort_values("layer")["value"].tolist()
-        return [g.twonn for g in hidden_state_sweep(self.model, self.batches(), tokens, progress=self.progress)]
+        return [g.twonn for g in hidden_state_pass(self.model, self.batches(), tokens, progress=self.progress)]
 
     def spectra(self, targets: list[str], from_analysis: str | None) -> Vectors:
         """The pretrained spectra per target module, as `geodiag analyze spectra` records them (no data needed)."""

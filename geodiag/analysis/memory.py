@@ -1,4 +1,4 @@
-"""What a GID sweep holds at its peak, as a formula (README, "Analyses at scale"): the model, one float32
+"""What a GID pass holds at its peak, as a formula (README, "Analyses at scale"): the model, one float32
 accumulator per target weight, and one transient gradient (the hook folds each gradient into its accumulator
 and frees it at once), plus one batch's activations, which the formula leaves out."""
 

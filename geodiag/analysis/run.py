@@ -1,4 +1,5 @@
-"""`geodiag analyze gid|id`: run a sweep on a model and task, record it and the allocations it implies."""
+"""`geodiag analyze gid|id`: one pass of the model over the task's batches, recorded with the allocations it implies.
+(A "pass" here; a "sweep" in geodiag is `geodiag sweep`'s methods x seeds.)"""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from tqdm.auto import tqdm
 from geodiag import allocation as alloc
 from geodiag.analysis.correlation import gid_fisher_correlations
 from geodiag.analysis.memory import gid_memory
-from geodiag.analysis.sweeps import (
+from geodiag.analysis.passes import (
     GradientStats,
     LayerGeometry,
     accumulate_gradients,
@@ -51,7 +52,7 @@ from geodiag.store import Writer
 
 
 def analyze_gid(cfg: AnalyzeConfig, *, progress: bool = True) -> str:
-    """RaLoRA's GID sweep (RaLoRA §3.2, Alg. 1 lines 1-9), then the RaLoRA, RaLoRA-Pro and LoRA+GID allocations.
+    """RaLoRA's GID pass (RaLoRA §3.2, Alg. 1 lines 1-9), then the RaLoRA, RaLoRA-Pro and LoRA+GID allocations.
     Data-parallel under torchrun / accelerate launch: each rank accumulates its share of the batches, the
     accumulators are added over the ranks once at the end, and rank 0 measures and writes."""
     with _analysis(cfg, "gid", progress) as a:
@@ -214,7 +215,7 @@ def layer_subset(targets: list[str], layers: list[int] | None) -> list[str]:
 
 
 def progress_recorder(writer: Writer, run_id: str, total: int, every_s: float = 1.0) -> Callable[[int], None]:
-    """A sweep callback that records `analysis/progress` (fraction done, step = units done: batches for GID,
+    """A pass callback that records `analysis/progress` (fraction done, step = units done: batches for GID,
     points for ID), so a dashboard following the run from the store alone can draw a progress bar. A store
     append costs ~0.1 s, so it records the first and last call and at most one in between every `every_s`."""
     start = time.monotonic()

@@ -1,4 +1,4 @@
-"""GID and ID sweeps against direct computations, the GID-Fisher table, and `geodiag analyze` end to end."""
+"""GID and ID passs against direct computations, the GID-Fisher table, and `geodiag analyze` end to end."""
 
 import itertools
 import math
@@ -10,7 +10,7 @@ from helpers import geodiag
 
 from geodiag.allocation import ModuleShape, Settings, Vectors, plan
 from geodiag.analysis.correlation import gid_fisher_correlations
-from geodiag.analysis.sweeps import gradient_sweep, hidden_state_sweep
+from geodiag.analysis.passes import gradient_pass, hidden_state_pass
 from geodiag.data import load_task
 from geodiag.data.tokenise import batch_stream, encode
 from geodiag.models import linear_modules, load_model, resolve_targets
@@ -30,7 +30,7 @@ def test_gid_of_accumulated_gradients_equals_a_direct_svd(tiny):
     model = lm.model
     batches = list(itertools.islice(batch_stream(encoded, 4, lm.tokenizer.pad_token_id), 3))
     targets = resolve_targets(model, ["q_proj", "v_proj"])
-    stats = {s.module: s for s in gradient_sweep(model, batches, targets, progress=False)}
+    stats = {s.module: s for s in gradient_pass(model, batches, targets, progress=False)}
     # reference: plain autograd over all parameters, gradients summed over the batches, SVD in float64
     model.zero_grad()
     per_batch = {n: [] for n in targets}
@@ -73,10 +73,10 @@ def test_gid_fisher_correlations_on_synthetic_data():
     assert math.isnan(gid_fisher_correlations([1.0, 2.0], [1.0, 2.0], ["o", "o"])["o"]["spearman"])
 
 
-def test_hidden_state_sweep_measures_every_layer(tiny):
+def test_hidden_state_pass_measures_every_layer(tiny):
     lm, encoded = tiny
     stream = batch_stream(encoded, 8, lm.tokenizer.pad_token_id)
-    profile = hidden_state_sweep(lm.model, stream, 400, progress=False)
+    profile = hidden_state_pass(lm.model, stream, 400, progress=False)
     assert [g.layer for g in profile] == [0, 1, 2]  # entering block 0, leaving blocks 0 and 1
     for g in profile:
         assert g.n + g.duplicates == 400 and 0 < g.twonn < 64 and 1 <= g.participation_ratio <= 64

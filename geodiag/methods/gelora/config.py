@@ -19,10 +19,10 @@ class GeLoraConfig(AllocatedLoraConfig):
     KIND: ClassVar[str] = "the gelora method"
 
     from_analysis: str | None = option(None, "run id of a `geodiag analyze id` run to take the ID profile from; "
-                                       "without it an ID sweep runs on the training data first")
+                                       "without it an ID pass runs on the training data first")
     alpha_ratio: float = option(32.0, "alpha / r of every module (GeLoRA's runs use alpha_i = 32 r_i)")
     gelora_scale: float = option(1.0, "budget scale on r_i = max(d_{i+1} - d_i, 0) + 1")
-    id_tokens: int = option(4000, "tokens per layer for the ID sweep when no analysis run is given",
+    id_tokens: int = option(4000, "tokens per layer for the ID pass when no analysis run is given",
                             group="advanced")
 
     def __post_init__(self) -> None:

@@ -17,11 +17,11 @@ class LoraGidConfig(AllocatedLoraConfig):
     KIND: ClassVar[str] = "the lora-gid method"
 
     from_analysis: str | None = option(None, "run id of a `geodiag analyze gid` run to take GIDs from; without it "
-                                       "a GID sweep runs on the training data first")
+                                       "a GID pass runs on the training data first")
     gid_scale: float = option(1.0, "budget scale: rank = rounding(gid_scale x GID), at least 1")
     rank_rounding: str = option("round", "rank = rounding(GID): round, ceil or floor", choices=ROUNDINGS,
                                 group="advanced")
-    gid_batches: int = option(16, "mini-batches for the GID sweep when no analysis run is given", group="advanced")
+    gid_batches: int = option(16, "mini-batches for the GID pass when no analysis run is given", group="advanced")
 
     def __post_init__(self) -> None:
         super().__post_init__()

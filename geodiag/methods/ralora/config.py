@@ -22,11 +22,11 @@ class RaLoraConfig(MethodConfig):
     r: int = option(R_REF, "rank of every block (RaLoRA) or reference rank r_ref (RaLoRA-Pro)")
     alpha: float = option(16.0, "scaling numerator: each block is scaled by alpha / r")
     from_analysis: str | None = option(None, "run id of a `geodiag analyze gid` run to take GIDs from; without it "
-                                       "a GID sweep runs on the training data first")
+                                       "a GID pass runs on the training data first")
     n_max: int = option(32, "maximum number of blocks (a power of two)", group="advanced")
     block_rounding: str = option("floor", "exponent rounding: floor, ceil (RaLoRA Eq. 4) or round",
                                  choices=ROUNDINGS, group="advanced")
-    gid_batches: int = option(16, "mini-batches for the GID sweep when no analysis run is given", group="advanced")
+    gid_batches: int = option(16, "mini-batches for the GID pass when no analysis run is given", group="advanced")
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -1,11 +1,11 @@
 """The two measurements the allocations stand on.
 
-GID sweep (RaLoRA §3.2, Alg. 1 lines 1-9): accumulate the full fine-tuning gradient of every target
+GID pass (RaLoRA §3.2, Alg. 1 lines 1-9): accumulate the full fine-tuning gradient of every target
 weight over N mini-batches, without an optimiser step; GID_l = erank(G_l). Only the target weights get
 gradients, and each parameter's gradient is folded into its accumulator by a post-accumulate hook and
 freed at once, so peak memory is one float32 copy of the target weights (plus one transient gradient).
 
-ID sweep (GeLoRA, as reported): TwoNN intrinsic dimension and participation ratio of the non-padding
+ID pass (GeLoRA, as reported): TwoNN intrinsic dimension and participation ratio of the non-padding
 token representations entering and leaving every block (hidden_states[0..L]).
 """
 
@@ -46,7 +46,7 @@ class Accumulated:
     n: int
 
     def summed_over_ranks(self) -> Accumulated:
-        """Added over the processes of a data-parallel sweep, once, in place: then every rank holds the sums
+        """Added over the processes of a data-parallel pass, once, in place: then every rank holds the sums
         one process would have over all the batches."""
         import torch.distributed as dist
 
@@ -62,7 +62,7 @@ class Accumulated:
         return self
 
 
-def gradient_sweep(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]], targets: list[str], *,
+def gradient_pass(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]], targets: list[str], *,
                    total: int | None = None, progress: bool = True,
                    on_batch: Callable[[int], None] | None = None) -> list[GradientStats]:
     """Accumulated gradients of the target weights over the batches (sum, as Alg. 1), and their statistics.
@@ -106,7 +106,7 @@ def accumulate_gradients(model: nn.Module, batches: Iterable[dict[str, torch.Ten
 def gradient_stats(model: nn.Module, acc: Accumulated) -> list[GradientStats]:
     """GID (erank), threshold ranks, importance and Fisher of each accumulated gradient."""
     if acc.n == 0:
-        raise ValueError("no batches: the gradient sweep needs at least one")
+        raise ValueError("no batches: the gradient pass needs at least one")
     linears = linear_modules(model)
     out = []
     for name, G in acc.grads.items():
@@ -138,7 +138,7 @@ class LayerGeometry:
     participation_ratio: float
 
 
-def hidden_state_sweep(model: nn.Module, batches: Iterator[dict[str, torch.Tensor]], tokens: int, *,
+def hidden_state_pass(model: nn.Module, batches: Iterator[dict[str, torch.Tensor]], tokens: int, *,
                        pooling: str = "tokens", progress: bool = True,
                        on_batch: Callable[[int], None] | None = None) -> list[LayerGeometry]:
     """TwoNN and PR of hidden_states[0..L] over `tokens` non-padding tokens (or mean-pooled sequences).
