@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 
 from geodiag.cli.flags import add_options, describe, given, section
 from geodiag.config import TrainConfig
@@ -39,8 +40,16 @@ def _own(method) -> list:
 
 
 def method_specs() -> dict:
-    """Every method option once, by name (methods share names such as r and alpha; one flag serves all)."""
-    return {s.name: s for m in METHODS.values() for s in _own(m)}
+    """Every method option once, by name: methods share names (r, alpha, init_lora_weights) and one flag serves
+    them all. Where their choices differ the flag checks none itself: the chosen method's config validates the
+    value against its own choices (one sentence naming them), and each keeps its own default (a flag left out
+    is not passed)."""
+    merged: dict = {}
+    for spec in (s for m in METHODS.values() for s in _own(m)):
+        seen = merged.setdefault(spec.name, spec)
+        if seen.choices != spec.choices:
+            merged[spec.name] = replace(seen, choices=None)
+    return merged
 
 
 def run(args: argparse.Namespace) -> int:

@@ -42,3 +42,26 @@ def test_dev_and_test_the_task_cannot_supply_disjointly_are_one_sentence_and_wri
                   "--dev-size", "300", "--task-option", "max_digits=1", "--store", str(store), "--no-progress")
     assert out.returncode == 2 and "lower --eval-size or --dev-size" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and not store.exists()
+
+
+def test_an_option_two_methods_share_keeps_each_methods_own_choices(tmp_path):
+    """init_lora_weights: LoRA takes pissa (its README example), DoRA only default or gaussian; each method's
+    --help section lists its own choices."""
+    from geodiag.store import Reader
+
+    store = tmp_path / "s.duckdb"
+    out = geodiag("train", "--method", "dora", "--model", "tiny", "--init-lora-weights", "pissa", "--store",
+                  str(store))
+    assert out.returncode == 2 and out.stderr.strip() == ("geodiag: error: init_lora_weights must be default or "
+                                                          "gaussian, got 'pissa'.")
+    assert not store.exists()
+    out = geodiag("train", "--method", "lora", "--model", "tiny", "--init-lora-weights", "pissa", "--steps", "1",
+                  "--eval-size", "1", "--dev-size", "0", "--forget-size", "0", "--max-new-tokens", "1", "--store",
+                  str(store), "--no-progress")
+    assert out.returncode == 0, out.stderr
+    run = Reader(store).run(out.stdout.split()[0])
+    assert run["config"]["method_options"]["init_lora_weights"] == "pissa"
+    text = geodiag("train", "--help").stdout
+    lora, dora = text.index("--method lora:"), text.index("--method dora:")
+    assert "{default,gaussian,pissa,olora}" in text[lora:text.index("--method", lora + 5)]
+    assert "{default,gaussian}" in text[dora:text.index("--method", dora + 5)]
