@@ -208,4 +208,7 @@ def read_mapping(path: str | Path) -> dict:
         raise GeodiagError(f"Could not parse {p}: {str(e).splitlines()[0]}.") from None
     if not isinstance(values, dict):
         raise GeodiagError(f"{p} must hold a mapping of option: value.")
+    odd = [k for k in values if not isinstance(k, str)]
+    if odd:
+        raise GeodiagError(f"{p} has the key {odd[0]!r}, which is not an option name (option: value).")
     return values

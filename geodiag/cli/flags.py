@@ -20,6 +20,13 @@ class Parser(argparse.ArgumentParser):
         print(f"{self.prog}: error: {message}; `{self.prog} --help` lists the options.", file=sys.stderr)
         raise SystemExit(2)
 
+    def _get_values(self, action, arg_strings):
+        # argparse drops a "--" value (`--port=--`) and hands the option an empty list, past its type and
+        # choices: refuse it here, naming the flag
+        if action.option_strings and action.nargs is None and arg_strings == ["--"]:
+            self.error(f"argument {'/'.join(action.option_strings)}: expected a value, got '--'")
+        return super()._get_values(action, arg_strings)
+
 
 def shown(value) -> str:
     if isinstance(value, bool):
