@@ -10,7 +10,8 @@ the default task:
 Everything is written to the work folder's store first, and resumable: run it again after an interruption and the
 sweep skips finished cells (the full run too). A work folder without a store starts from the shipped one, so a
 build also resumes on another machine from whatever cells were shipped. The store is then copied into a fresh
-DuckDB file at --out (adapters and spool are not shipped). On 2 CPU cores the whole build takes several hours.
+DuckDB file at --out (adapters and spool are not shipped). On 2 CPU cores the whole build takes several hours;
+`--snapshot` ships the finished runs of a build still in progress, and the next build resumes from them.
 """
 
 from __future__ import annotations
@@ -48,6 +49,30 @@ def build(out: Path, work: Path) -> None:
     print(f"{len(runs)} runs in {(time.monotonic() - t0) / 60:.0f} min, {out.stat().st_size / 1e6:.1f} MB -> {out}")
 
 
+def snapshot(out: Path, work: Path) -> None:
+    """Ship what a build in progress has finished: the work store's finished runs, compacted into --out (a run
+    still training is left out: the next build, here or on another machine, runs it again)."""
+    import duckdb
+
+    from geodiag.store.ingest import ingest
+
+    store = work / "geodiag.duckdb"
+    ingest(store, timeout_s=60)  # every finished run's rows into the file
+    copy = work / "snapshot.duckdb"
+    shutil.copyfile(store, copy)
+    con = duckdb.connect(str(copy))  # a private copy: its running runs' processes write elsewhere
+    try:
+        unfinished = [r for (r,) in con.execute("SELECT run_id FROM runs WHERE status <> 'finished'").fetchall()]
+        for table in ("metrics", "runs"):
+            con.execute(f"DELETE FROM {table} WHERE run_id IN (SELECT run_id FROM runs WHERE status <> 'finished')")
+        kept = con.execute("SELECT count(*) FROM runs").fetchone()[0]
+    finally:
+        con.close()
+    _compact(copy, out)
+    copy.unlink()
+    print(f"{kept} finished runs ({len(unfinished)} left out), {out.stat().st_size / 1e6:.1f} MB -> {out}")
+
+
 def _finished(store: Path, name: str) -> bool:
     from geodiag.store import Reader
 
@@ -83,5 +108,10 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=HERE / "geodiag.duckdb")
     ap.add_argument("--work", type=Path, default=HERE / "build", help="where the store is built (resumable)")
+    ap.add_argument("--snapshot", action="store_true", help="copy the finished runs of a build in progress to --out "
+                                                            "and stop (the build itself keeps running)")
     args = ap.parse_args()
-    build(args.out, args.work)
+    if args.snapshot:
+        snapshot(args.out, args.work)
+    else:
+        build(args.out, args.work)
