@@ -184,3 +184,31 @@ def test_a_corrupt_adapter_folder_is_read_or_refused_in_a_sentence(data, which, 
     shutil.copytree(adapter, folder)
     (folder / which).write_bytes(data.draw(corrupt((adapter / which).read_bytes())))
     reads_or_says(read_peft_adapter, folder)
+
+
+@settings(max_examples=25, deadline=None, derandomize=bool(os.environ.get("CI")),
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), which=st.sampled_from(["trainer_state.json", "adapter_config.json"]))
+def test_a_corrupt_checkpoint_series_is_imported_or_refused_in_a_sentence(data, which, adapter, tmp_path):
+    """A Trainer output folder (checkpoint-2, checkpoint-4) whose second checkpoint has a corrupt file: the series
+    is imported whole or refused in a sentence, and a refused one leaves no run behind."""
+    import shutil
+    import tempfile
+
+    from geodiag.integrations.peft_import import import_peft
+    from geodiag.store import Reader
+
+    folder = Path(tempfile.mkdtemp(dir=tmp_path))
+    state = json.dumps({"global_step": 4, "log_history": [{"step": 2, "loss": 1.5}, {"step": 4, "loss": 1.2}]})
+    for step in (2, 4):
+        shutil.copytree(adapter, folder / f"checkpoint-{step}")
+        (folder / f"checkpoint-{step}" / "trainer_state.json").write_text(state)
+    target = folder / "checkpoint-4" / which
+    target.write_bytes(data.draw(corrupt(target.read_bytes())))
+    store = folder / "s.duckdb"
+    try:
+        import_peft(folder, store=str(store), progress=False)
+    except GeodiagError as e:
+        assert "\n" not in str(e).strip()
+        runs = Reader(store).runs() if store.exists() else None
+        assert runs is None or set(runs["status"]) <= {"failed"}  # a failed import says so; nothing half-done
