@@ -13,6 +13,7 @@ import torch
 from helpers import geodiag, torchrun
 from safetensors.torch import load_file
 
+from geodiag.methods import METHODS
 from geodiag.store import Reader
 
 
@@ -104,7 +105,9 @@ def test_fsdp_refuses_a_method_that_reads_whole_parameters_in_one_sentence(tmp_p
     out = torchrun("-m", "geodiag", "train", "--", *args(data, tmp_path, "manifold", {"r_div": 4}, batch=2,
                                                          accum=1), "--fsdp")
     assert out.returncode != 0  # each rank exits 2; torchrun reports that as its own 1
-    assert "FSDP supports full, gelora, lora, lora-gid; manifold reads whole parameters" in out.stderr
+    sharded = ", ".join(sorted(name for name, spec in METHODS.items() if spec.fsdp))  # what each method says
+    assert {"full", "lora", "lora-gid", "gelora"} <= set(sharded.split(", ")) and "manifold" not in sharded
+    assert f"FSDP supports {sharded}; manifold reads whole parameters" in out.stderr
     assert not re.search(r'File ".*/geodiag/', out.stderr)  # no traceback of ours (torchrun prints its own)
 
 
