@@ -12,7 +12,7 @@ from torch import nn
 
 from geodiag.allocation import Vectors
 from geodiag.analysis.passes import gradient_pass, hidden_state_pass
-from geodiag.analysis.spectra import module_spectrum
+from geodiag.analysis.spectra import module_spectrum, spectra_vectors
 from geodiag.errors import GeodiagError
 from geodiag.models import linear_modules
 from geodiag.names import ESD_ALPHA, ESD_SPIKES, ESD_STABLE_RANK, GID, IMPORTANCE, TWONN
@@ -52,10 +52,8 @@ class StoredOrMeasured:
                            spikes=_by_module(reader, from_analysis, ESD_SPIKES),
                            stable_rank=_by_module(reader, from_analysis, ESD_STABLE_RANK))
         linears = linear_modules(self.model)
-        measured = [module_spectrum(t, linears[t].weight.detach().to("cpu").double().numpy()) for t in targets]
-        return Vectors(alpha={s.module: s.tail.alpha for s in measured},
-                       spikes={s.module: float(s.bulk.spikes) if s.bulk else float("nan") for s in measured},
-                       stable_rank={s.module: s.stable_rank for s in measured})
+        return spectra_vectors([module_spectrum(t, linears[t].weight.detach().to("cpu").double().numpy())
+                                for t in targets])
 
     def _analysis(self, run_id: str, kind: str) -> Reader:
         if not self.store:

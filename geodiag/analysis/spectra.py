@@ -72,14 +72,19 @@ def spectrum_rows(s: ModuleSpectrum) -> list[dict]:
     return rows + [row(0, 0.0, ESD_EIGENVALUE, float(v), idx=k, **where) for k, v in enumerate(s.evals[::-1])]
 
 
+def spectra_vectors(measured: list[ModuleSpectrum]) -> Vectors:
+    """What the spectral rules read from measured spectra: alpha, spike count (NaN for a zero matrix) and stable
+    rank per module."""
+    return Vectors(alpha={s.module: s.tail.alpha for s in measured},
+                   spikes={s.module: float(s.bulk.spikes) if s.bulk else math.nan for s in measured},
+                   stable_rank={s.module: s.stable_rank for s in measured})
+
+
 def allocation_rows(cfg: AnalyzeConfig, measured: list[ModuleSpectrum], shapes) -> list[dict]:
     """What every spectral rule allocates from these spectra (the atlas draws them beside the GID and ID rules);
     none when a module has no usable alpha (a matrix too small for the tail fit)."""
-    vectors = Vectors(alpha={s.module: s.tail.alpha for s in measured},
-                      spikes={s.module: float(s.bulk.spikes) if s.bulk else math.nan for s in measured},
-                      stable_rank={s.module: s.stable_rank for s in measured})
     try:
-        return rule_rows(cfg, "spectra", vectors, shapes)
+        return rule_rows(cfg, "spectra", spectra_vectors(measured), shapes)
     except GeodiagError:
         return []
 
