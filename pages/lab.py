@@ -42,8 +42,19 @@ def settings_form(kind: str) -> tuple[alloc.Settings, str]:
     scale = c[5].number_input("budget scale", 0.05, 20.0, 1.0, step=0.05, key="lab-scale")
     settings = alloc.Settings(rule, preset, r=int(r), n_max=n_max, r_min=int(r_min) or None,
                               r_max=int(r_max) or None, rank_rounding=rank_rounding, block_rounding=block_rounding,
-                              budget_scale=float(scale))
+                              budget_scale=float(scale), constants=paper_constants(alloc.get_rule(rule)))
     return settings, other
+
+
+def paper_constants(rule: alloc.Rule) -> tuple[tuple[str, float], ...]:
+    """The rule's own numbers, its paper's values pre-filled (the rule's convention, whatever the preset)."""
+    if not rule.constants:
+        return ()
+    c = st.columns(max(4, len(rule.constants)))
+    return tuple((k.name, float(c[i].number_input(
+        f"{k.name} (paper: {k.value:g})", min_value=float(k.low), max_value=float(min(k.high, 1e6)),
+        value=float(k.value), step=0.05, key=f"lab-const-{rule.name}-{k.name}", help=k.help)))
+        for i, k in enumerate(rule.constants))
 
 
 def export_block(plan: alloc.Plan, stored) -> None:

@@ -7,7 +7,7 @@ from geodiag.allocation import spectral  # noqa: F401 - registers the spectral r
 from geodiag.allocation.files import AllocationFile, plan_json, read_allocation
 from geodiag.allocation.presets import PRESETS, Plan, Preset, Settings, Vectors, plan
 from geodiag.allocation.records import allocation_rows
-from geodiag.allocation.registry import ANALYSES, RULES, Rule, get_rule, register_rule, rules_reading
+from geodiag.allocation.registry import ANALYSES, RULES, Constant, Rule, get_rule, register_rule, rules_reading
 from geodiag.allocation.rules import (
     ROUNDINGS,
     Allocation,
@@ -22,7 +22,7 @@ from geodiag.allocation.rules import (
 # isort: split
 from geodiag.allocation import plugins  # noqa: F401, E402 - last: GEODIAG_PLUGINS rules, after the built-in ones
 
-__all__ = ["ANALYSES", "PRESETS", "ROUNDINGS", "RULES", "Allocation", "AllocationFile", "ModuleShape", "Plan",
-           "Preset", "Rule", "Settings", "Vectors", "allocation_rows", "gelora", "gelora_ranks", "get_rule",
+__all__ = ["ANALYSES", "PRESETS", "ROUNDINGS", "RULES", "Allocation", "AllocationFile", "Constant", "ModuleShape",
+           "Plan", "Preset", "Rule", "Settings", "Vectors", "allocation_rows", "gelora", "gelora_ranks", "get_rule",
            "lora_gid", "lora_params", "plan", "plan_json", "ralora_blocks", "read_allocation",
            "register_rule", "rules_reading"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from geodiag.allocation.presets import Plan
-from geodiag.allocation.registry import RULES
+from geodiag.allocation.registry import RULES, get_rule
 from geodiag.allocation.rules import Allocation, ModuleShape, lora_params
 from geodiag.errors import GeodiagError
 
@@ -29,7 +29,8 @@ def plan_json(plan: Plan, *, source_run: str, model: str) -> dict:
         "alpha_pattern": {a.module: plan.alphas[a.module] for a in plan.allocations},
         "blocks": {a.module: a.blocks for a in plan.allocations},
         "params": plan.params, "peft_params": plan.peft_params,
-        "settings": {k: v for k, v in s.__dict__.items() if k not in ("rule", "preset")},
+        "settings": {k: v for k, v in s.__dict__.items() if k not in ("rule", "preset", "constants")},
+        "constants": {c.name: s.constant(c.name) for c in get_rule(s.rule).constants},
     }
     if any(a.blocks > 1 for a in plan.allocations):
         out["note"] = BLOCK_NOTE

@@ -59,9 +59,15 @@ class Settings:
     rank_rounding: str = "round"
     block_rounding: str = "floor"
     budget_scale: float = 1.0
+    constants: tuple[tuple[str, float], ...] = ()  # (name, value): a rule's paper constants moved; the rest stay
 
     def __post_init__(self) -> None:
-        get_rule(self.rule)  # a sentence naming the rules there are
+        rule = get_rule(self.rule)  # a sentence naming the rules there are
+        for name, value in self.constants:
+            c = rule.constant(name)
+            if isinstance(value, bool) or not (isinstance(value, int | float) and c.low <= value <= c.high):
+                raise GeodiagError(f"The {self.rule} rule's {name} must be a number between {c.low:g} and "
+                                   f"{c.high:g}, got {value!r}.")
         if self.preset not in PRESETS:
             raise GeodiagError(f"There is no preset '{self.preset}'; choose one of {', '.join(PRESETS)}.")
         for name in ("rank_rounding", "block_rounding"):
@@ -80,6 +86,10 @@ class Settings:
     @property
     def spec(self) -> Preset:
         return PRESETS[self.preset]
+
+    def constant(self, name: str) -> float:
+        """The rule's constant: as moved here, else the paper's value."""
+        return float(dict(self.constants).get(name, get_rule(self.rule).constant(name).value))
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ line in `geodiag/allocation/__init__.py`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from geodiag.errors import GeodiagError
@@ -22,6 +23,18 @@ ANALYSES = ("gid", "id", "spectra")  # the `geodiag analyze` kinds a rule can re
 
 
 @dataclass(frozen=True)
+class Constant:
+    """A number a rule's paper fixes (AlphaLoRA's beta): the paper's value is the default, and the lab and
+    `geodiag allocate --constant NAME=VALUE` may move it."""
+
+    name: str
+    value: float
+    help: str
+    low: float = 0.0  # the smallest value that still makes the rule mean something
+    high: float = math.inf
+
+
+@dataclass(frozen=True)
 class Rule:
     name: str
     analysis: str  # the `geodiag analyze` kind whose run it reads
@@ -30,11 +43,19 @@ class Rule:
     # raises one sentence when the stored vectors cannot serve the rule on these modules; None: nothing to check
     check: Callable[[Vectors, Sequence[ModuleShape]], None] | None = None
     alpha_ratio: float = 2.0  # alpha_l = alpha_ratio x r_l under the ratio presets (RaLoRA's 16 at r = 8)
+    constants: tuple[Constant, ...] = field(default=())  # the paper's own numbers, as its convention fixes them
 
     def __post_init__(self) -> None:
         if self.analysis not in ANALYSES:
             raise ValueError(f"rule {self.name}: analysis must be one of {', '.join(ANALYSES)}, got "
                              f"{self.analysis!r}")
+
+    def constant(self, name: str) -> Constant:
+        for c in self.constants:
+            if c.name == name:
+                return c
+        have = f"its constants are {', '.join(c.name for c in self.constants)}" if self.constants else "it has none"
+        raise GeodiagError(f"The {self.name} rule has no constant '{name}'; {have}.")
 
 
 RULES: dict[str, Rule] = {}

@@ -3,6 +3,9 @@ measures them (WeightWatcher's power-law alpha, its Marchenko-Pastur spike count
 self-regularisation reads a large alpha as a layer that learned little in pre-training, so the rules give it more
 rank. Each is one `Rule`; this file and its import line in `allocation/__init__.py` are all a rule needs.
 
+Each paper's own numbers (0.7, 2.5) are the rules' `constants`: the defaults, movable in the lab and by
+`geodiag allocate --constant`.
+
 - `alpha` (Adaptive-Rank-LoRA): score_l = 0.7 norm(alpha_l) + 0.3 (1 - norm(spikes_l)), norm the min-max
   normalisation over the allocated modules (0.5 where every module has the same value); the rank is linear in
   the score, r_l = rounding(r_min + score_l (r_max - r_min)).
@@ -21,12 +24,14 @@ import math
 from collections.abc import Mapping, Sequence
 
 from geodiag.allocation.presets import Settings, Vectors
-from geodiag.allocation.registry import Rule, register_rule
+from geodiag.allocation.registry import Constant, Rule, register_rule
 from geodiag.allocation.rules import Allocation, ModuleShape, lora_params, rounded
 from geodiag.errors import GeodiagError
 
-ALPHA_WEIGHT, SPIKE_WEIGHT = 0.7, 0.3  # Adaptive-Rank-LoRA's score
-BETA = 2.5  # AlphaLoRA's exponent
+ALPHA_WEIGHT = Constant("alpha_weight", 0.7, "Adaptive-Rank-LoRA's weight on norm(alpha) in the score; the spike "
+                        "term gets the rest (0.3)", low=0.0, high=1.0)
+BETA = Constant("beta", 2.5, "AlphaLoRA's exponent: share proportional to alpha^beta (0: equal shares)", low=0.0,
+                high=20.0)
 
 
 def alpha_score(settings: Settings, vectors: Vectors, shapes: Sequence[ModuleShape]) -> list[Allocation]:
@@ -34,13 +39,14 @@ def alpha_score(settings: Settings, vectors: Vectors, shapes: Sequence[ModuleSha
     spikes = _normalised([vectors.spikes[s.name] for s in shapes])
     lo = settings.budget_scale * (settings.r_min if settings.r_min is not None else max(1, settings.r // 2))
     hi = settings.budget_scale * (settings.r_max if settings.r_max is not None else 2 * settings.r)
-    return [_allocation(s, rounded(lo + (ALPHA_WEIGHT * a + SPIKE_WEIGHT * (1 - k)) * (hi - lo),
-                                   settings.rank_rounding))
+    w = settings.constant(ALPHA_WEIGHT.name)
+    return [_allocation(s, rounded(lo + (w * a + (1 - w) * (1 - k)) * (hi - lo), settings.rank_rounding))
             for s, a, k in zip(shapes, alpha, spikes, strict=True)]
 
 
 def alpha_share(settings: Settings, vectors: Vectors, shapes: Sequence[ModuleShape]) -> list[Allocation]:
-    return _shares(settings, {s.name: vectors.alpha[s.name] ** BETA for s in shapes}, shapes)
+    beta = settings.constant(BETA.name)
+    return _shares(settings, {s.name: vectors.alpha[s.name] ** beta for s in shapes}, shapes)
 
 
 def stable_rank_share(settings: Settings, vectors: Vectors, shapes: Sequence[ModuleShape]) -> list[Allocation]:
@@ -84,8 +90,9 @@ def _needs(rule: str, *fields: str):
 
 
 register_rule(Rule("alpha", "spectra", alpha_score, "Adaptive-Rank-LoRA: rank linear in 0.7 norm(alpha) + 0.3 "
-                   "(1 - norm(spikes)) between r_min and r_max", _needs("alpha", "alpha", "spikes")))
+                   "(1 - norm(spikes)) between r_min and r_max", _needs("alpha", "alpha", "spikes"),
+                   constants=(ALPHA_WEIGHT,)))
 register_rule(Rule("alpha-share", "spectra", alpha_share, "AlphaLoRA: each module's share of LoRA's total rank "
-                   "proportional to alpha^2.5", _needs("alpha-share", "alpha")))
+                   "proportional to alpha^2.5", _needs("alpha-share", "alpha"), constants=(BETA,)))
 register_rule(Rule("stable-rank", "spectra", stable_rank_share, "SA-LoRA / SR-LoRA: each module's share of "
                    "LoRA's total rank proportional to its stable rank", _needs("stable-rank", "stable_rank")))

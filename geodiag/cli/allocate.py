@@ -33,6 +33,10 @@ def add_parser(sub) -> None:
     p.add_argument("--block-rounding", default="floor", choices=alloc.ROUNDINGS,
                    help="block-exponent rounding (default: floor)")
     p.add_argument("--budget-scale", type=float, default=1.0, help="scale on the rule's budget (default: 1)")
+    p.add_argument("--constant", action="append", default=[], metavar="NAME=VALUE",
+                   help="move one of the rule's paper constants (repeatable): " + "; ".join(
+                       f"{r.name}: {', '.join(f'{c.name} (default {c.value:g})' for c in r.constants)}"
+                       for r in alloc.RULES.values() if r.constants))
     p.add_argument("--out", metavar="FILE.json", help="write the allocation here (default: print it)")
     p.add_argument("--store", default=DEFAULT_STORE, help=f"DuckDB store file (default: {DEFAULT_STORE})")
     p.set_defaults(handler=run)
@@ -41,7 +45,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = alloc.Settings(args.rule, args.preset, r=args.r, n_max=args.n_max, r_min=args.r_min,
                               r_max=args.r_max, rank_rounding=args.rank_rounding, block_rounding=args.block_rounding,
-                              budget_scale=args.budget_scale)
+                              budget_scale=args.budget_scale, constants=constants(args.constant))
     analysis = stored_analysis(Reader(args.store), args.run_id)
     plan = alloc.plan(settings, analysis.vectors, analysis.shapes)
     text = json.dumps(alloc.plan_json(plan, source_run=analysis.run_id, model=analysis.model), indent=2)
@@ -52,6 +56,20 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.out}: {args.rule} ({args.preset}) on {len(plan.allocations)} modules, {plan.params:,} parameters "
           f"({plan.peft_params:,} through peft; LoRA r={args.r}: {plan.lora_params:,})")
     return 0
+
+
+def constants(pairs: list[str]) -> tuple[tuple[str, float], ...]:
+    """NAME=VALUE pairs as numbers; a pair that is not one is one sentence (Settings checks the names)."""
+    out = []
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        try:
+            out.append((name.strip(), float(value)))
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise GeodiagError(f"--constant takes NAME=VALUE with a number for VALUE, got {pair!r}.")
+    return tuple(out)
 
 
 def write_atomically(path: Path, text: str) -> None:

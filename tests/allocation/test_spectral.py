@@ -44,3 +44,22 @@ def test_stable_rank_shares_and_the_budget_scale():
 def test_missing_or_unusable_spectra_are_one_sentence(rule, vectors, message):
     with pytest.raises(GeodiagError, match=message):
         plan(Settings(rule), vectors, [A, B, C])
+
+
+def test_the_papers_constants_are_defaults_that_move():
+    # beta 0: equal shares, 8 each; alpha_weight 1: the score is norm(alpha) alone (0, .5, 1) on [4, 16]
+    assert ranks("alpha-share", constants=(("beta", 0.0),)) == [8, 8, 8]
+    assert ranks("alpha", constants=(("alpha_weight", 1.0),)) == [4, 10, 16]
+    assert ranks("alpha", constants=(("alpha_weight", 0.7),)) == ranks("alpha")  # the paper's value is the default
+    assert Settings("alpha-share").constant("beta") == 2.5
+
+
+@pytest.mark.parametrize("rule, constants, message", [
+    ("alpha-share", (("gamma", 1.0),), "The alpha-share rule has no constant 'gamma'; its constants are beta"),
+    ("stable-rank", (("beta", 1.0),), "The stable-rank rule has no constant 'beta'; it has none"),
+    ("alpha", (("alpha_weight", 1.5),), "alpha_weight must be a number between 0 and 1, got 1.5"),
+    ("alpha-share", (("beta", math.nan),), "beta must be a number between 0 and 20"),
+])
+def test_a_constant_the_rule_does_not_have_or_out_of_range_is_one_sentence(rule, constants, message):
+    with pytest.raises(GeodiagError, match=message):
+        Settings(rule, constants=constants)

@@ -46,3 +46,24 @@ def test_a_file_for_another_model_trains_nothing(tmp_path):
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert "was made for smollm2, where model.layers.0.self_attn.q_proj is 576x576; in tiny it is 64x64" in bad.stderr
     assert len(Reader(store).runs()) == before  # nothing written
+
+
+def test_a_spectral_rules_paper_constant_moves_from_the_command_line(tmp_path):
+    store = str(tmp_path / "s.duckdb")
+    assert geodiag("analyze", "spectra", "--model", "tiny", "--store", store).returncode == 0
+    spectra = Reader(store).runs()["run_id"].iloc[0]
+    out = tmp_path / "a.json"
+    for bad_pair, sentence in [("beta", "--constant takes NAME=VALUE with a number for VALUE, got 'beta'."),
+                               ("gamma=1", "The alpha-share rule has no constant 'gamma'; its constants are beta."),
+                               ("beta=-1", "The alpha-share rule's beta must be a number between 0 and 20, got -1.0.")]:
+        bad = geodiag("allocate", spectra, "--rule", "alpha-share", "--constant", bad_pair, "--out", str(out),
+                      "--store", store)
+        assert bad.returncode == 2 and bad.stderr.strip() == f"geodiag: error: {sentence}", bad.stderr
+        assert not out.exists()
+    paper = json.loads(geodiag("allocate", spectra, "--rule", "alpha-share", "--store", store).stdout)
+    equal = geodiag("allocate", spectra, "--rule", "alpha-share", "--constant", "beta=0", "--out", str(out),
+                    "--store", store)
+    assert equal.returncode == 0, equal.stderr
+    data = json.loads(out.read_text())
+    assert paper["constants"] == {"beta": 2.5} and data["constants"] == {"beta": 0.0}
+    assert set(data["rank_pattern"].values()) == {data["r"]}  # alpha^0: every module the same share, LoRA's rank

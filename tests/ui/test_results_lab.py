@@ -109,7 +109,13 @@ def test_the_lab_offers_the_spectral_rules_on_a_spectra_analysis(dashboard_store
     stored = stored_analysis(Reader(store), rid)
     plan = alloc.plan(alloc.Settings("alpha-share"), stored.vectors, stored.shapes)
     assert at.metric[0].value == f"{plan.params:,}"
+    beta = at.number_input(key="lab-const-alpha-share-beta")
+    assert beta.value == 2.5 and "paper: 2.5" in beta.label  # AlphaLoRA's own exponent, pre-filled
+    beta.set_value(0.0).run()
+    equal = alloc.plan(alloc.Settings("alpha-share", constants=(("beta", 0.0),)), stored.vectors, stored.shapes)
+    assert at.metric[0].value == f"{equal.params:,}" and equal.params == plan.lora_params  # alpha^0: LoRA's ranks
     at.button[0].click().run()  # Train this allocation: the method made from the rule, with the file
     assert not at.exception
     assert at.session_state["l-method"] == "lora-alpha-share"
-    assert json.loads(Path(at.session_state["l-allocation"]).read_text())["rule"] == "alpha-share"
+    saved = json.loads(Path(at.session_state["l-allocation"]).read_text())
+    assert saved["rule"] == "alpha-share" and saved["constants"] == {"beta": 0.0}
