@@ -3,11 +3,13 @@ rank_pattern / alpha_pattern that the allocation-driven methods (LoRA+GID, GeLoR
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from geodiag.allocation import ModuleShape, Settings, Vectors, plan
 from geodiag.methods.base import AdapterView, AllocationRecord, minus_initial, whole
 from geodiag.methods.config import MethodConfig
 from geodiag.methods.context import BuildContext
@@ -67,6 +69,19 @@ def build(model: nn.Module, cfg: LoraConfig, context: BuildContext) -> LoraAdapt
     peft_cfg = PeftLoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets,
                               init_lora_weights=init, task_type="CAUSAL_LM")
     return LoraAdapted(wrap(model, peft_cfg), cfg)
+
+
+def ruled_lora(model: nn.Module, cfg: MethodConfig, context: BuildContext, method: str, shapes: list[ModuleShape],
+               settings: Settings, vectors: Callable[[], Vectors], *, alpha_ratio: float) -> LoraAdapted:
+    """peft LoRA with the ranks an allocation rule gives (LoRA+GID, GeLoRA, the spectral rules): from an allocation
+    file when the context has one (its ranks and alphas as they are), else `settings` applied to `vectors()`
+    (measured or read only when no file is given); the GIDs behind the ranks, if any, are recorded with them."""
+    if context.allocation:
+        record = AllocationRecord(method, context.allocation.allocations(shapes), cfg.r)
+        return allocated_lora(model, cfg, record, alphas=context.allocation.alphas, dropout=cfg.dropout)
+    measured = vectors()
+    record = AllocationRecord(method, list(plan(settings, measured, shapes).allocations), cfg.r, dict(measured.gids))
+    return allocated_lora(model, cfg, record, alpha_ratio=alpha_ratio, dropout=cfg.dropout)
 
 
 def allocated_lora(model: nn.Module, cfg: MethodConfig, record: AllocationRecord, *, dropout: float,
