@@ -14,13 +14,14 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
 import geodiag
+from geodiag.errors import GeodiagError
 from geodiag.store import spool
 from geodiag.store._db import LOCK_TIMEOUT_S
 from geodiag.store.ingest import TERMINAL, ingest
@@ -96,13 +97,20 @@ class Writer:
         ingest(self.path, timeout_s=LOCK_TIMEOUT_S if status in TERMINAL else 0.0)
 
     @contextlib.contextmanager
-    def finishing(self, run_id: str) -> Iterator[None]:
-        """The run ends finished when the block does, failed (an error) or cancelled (Ctrl-C, SIGTERM) with the
-        reason when it raises: every kind of run keeps its status the same way."""
+    def finishing(self, run_id: str, *, keep: Callable[[], None] | None = None) -> Iterator[None]:
+        """The run ends finished when the block does, and failed (an error), or cancelled (Ctrl-C, SIGTERM, or an
+        error whose `run_status` says so) with the reason when it raises, after `keep()` has saved what was
+        recorded so far: every kind of run keeps its status the same way."""
         try:
             yield
         except BaseException as e:
-            self.set_status(run_id, "failed" if isinstance(e, Exception) else "cancelled", str(e) or type(e).__name__)
+            status = getattr(e, "run_status", "failed" if isinstance(e, Exception) else "cancelled")
+            plain = isinstance(e, GeodiagError) or not isinstance(e, Exception)  # already a sentence, or a signal
+            try:
+                if keep:
+                    keep()
+            finally:
+                self.set_status(run_id, status, (str(e) if plain else f"{type(e).__name__}: {e}") or type(e).__name__)
             raise
         self.set_status(run_id, "finished")
 

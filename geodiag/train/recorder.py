@@ -140,32 +140,21 @@ class Recorder:
 
     @contextlib.contextmanager
     def ending(self) -> Iterator[None]:
-        """Finish the run: `finished` with its adapter saved, or `cancelled` / `failed` with a sentence,
-        keeping every row recorded so far."""
-        try:
-            yield
+        """Finish the run (the writer's one bookkeeping): `finished` with its adapter saved, or `cancelled` /
+        `failed` with a sentence, keeping every row recorded so far."""
+        with self.writer.finishing(self.run_id, keep=self.flush) if self.writer else contextlib.nullcontext():
+            try:
+                yield
+            except Cancelled:
+                raise RunCancelled(f"Run {self.run_id} was cancelled; its data up to the cancel is kept.") from None
             self.flush()
             self.adapted.save(output_dir(self.cfg, self.run_id), main=bool(self.writer))
-            self._set_status("finished")
-        except Cancelled:
-            self._end("cancelled", "Cancelled by request; the data recorded so far is kept.")
-            raise GeodiagError(f"Run {self.run_id} was cancelled; its data up to the cancel is kept.") from None
-        except GeodiagError as e:
-            self._end("failed", str(e))
-            raise
-        except Exception as e:
-            self._end("failed", f"{type(e).__name__}: {e}")
-            raise
 
-    def _end(self, status: str, message: str) -> None:
-        try:
-            self.flush()
-        finally:
-            self._set_status(status, message)
 
-    def _set_status(self, status: str, message: str | None = None) -> None:
-        if self.writer:
-            self.writer.set_status(self.run_id, status, message)
+class RunCancelled(GeodiagError):
+    """A stop requested by Cancel, Ctrl-C or SIGTERM: the run ends cancelled, not failed."""
+
+    run_status = "cancelled"
 
 
 class NullRecorder:
