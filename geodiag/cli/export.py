@@ -25,7 +25,7 @@ def add_parser(sub) -> None:
     p.add_argument("--step", type=int, help="the step to show (default: the last recorded)")
     p.add_argument("--column", choices=("double", "single"), default="double", help="two- or one-column width")
     p.add_argument("--font", default="serif", help="serif, sans or a font family (default: serif)")
-    p.add_argument("--font-size", type=int, default=8, help="points (default: 8)")
+    p.add_argument("--font-size", type=int, default=8, help="points, 8 to 24 (default: 8)")
     p.add_argument("--dpi", type=int, default=300, help="PNG resolution (default: 300)")
     p.add_argument("--smoothing", type=float, default=0.0, help="EMA weight in [0, 1) for curves (default: 0)")
     p.add_argument("--list", action="store_true", help="name the figures and exit")
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     style = figures.PaperStyle(column=args.column, font=args.font, font_size=args.font_size)
     paths = figures.export_figure(fig, data, args.out, f"{spec.name}-{args.run_id}",
                                   formats=tuple(f.lower() for f in split_list(args.format)), style=style,
-                                  rows=spec.rows, dpi=args.dpi)
+                                  dpi=args.dpi)
     for path in paths:
         print(path)
     return 0

@@ -49,20 +49,20 @@ def chromium_path() -> str | None:
     return None
 
 
-def render_bytes(fig: go.Figure, fmt: str, *, style: PaperStyle | None = None, rows: int = 1, dpi: int = 300,
+def render_bytes(fig: go.Figure, fmt: str, *, style: PaperStyle | None = None, dpi: int = 300,
                  timeout_s: float = EXPORT_TIMEOUT_S) -> bytes:
     """One styled figure as PDF, SVG or PNG bytes (used by the dashboard's download buttons)."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"figure.{fmt}"
-        _kaleido([(paper_style(fig, style, rows), path, fmt)], dpi, timeout_s)
+        _kaleido([(paper_style(fig, style), path, fmt)], dpi, timeout_s)
         return path.read_bytes()
 
 
 def export_figure(fig: go.Figure, data: pd.DataFrame, folder: str | Path, stem: str, *,
-                  formats: tuple[str, ...] = FORMATS, style: PaperStyle | None = None, rows: int = 1,
-                  dpi: int = 300, timeout_s: float = EXPORT_TIMEOUT_S) -> list[Path]:
+                  formats: tuple[str, ...] = FORMATS, style: PaperStyle | None = None, dpi: int = 300,
+                  timeout_s: float = EXPORT_TIMEOUT_S) -> list[Path]:
     """Write stem.<fmt> for each format and stem.csv (the data behind it) into folder; returns the paths."""
     bad = [f for f in formats if f not in FORMATS]
     if bad:
@@ -75,7 +75,7 @@ def export_figure(fig: go.Figure, data: pd.DataFrame, folder: str | Path, stem: 
     stem = safe_name(stem)
     csv = inside(out, f"{stem}.csv")
     data.to_csv(csv, index=False)
-    jobs = [(paper_style(fig, style, rows), inside(out, f"{stem}.{fmt}"), fmt) for fmt in formats]
+    jobs = [(paper_style(fig, style), inside(out, f"{stem}.{fmt}"), fmt) for fmt in formats]
     if jobs:
         _kaleido(jobs, dpi, timeout_s)
     return [p for _, p, _ in jobs] + [csv]

@@ -53,8 +53,9 @@ def gid(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.0,
         fig.add_trace(go.Scatter(x=part["layer"], y=part["value"], mode="lines+markers", name=mtype,
                                  legendgroup=mtype, marker={"size": 4},
                                  line={"color": QV_COLORS.get(mtype, PALETTE[4])}), row=1, col=2)
-    fig.add_hline(y=lora_rank, line_dash="dash", line_color="black", row=1, col=2,
-                  annotation_text=f"LoRA r = {lora_rank}", annotation_font_size=9)
+    layers = [float(now["layer"].min()), float(now["layer"].max())]  # the reference in the legend, not on the data
+    fig.add_trace(go.Scatter(x=layers, y=[lora_rank, lora_rank], mode="lines", name=f"LoRA r = {lora_rank}",
+                             line={"dash": "dash", "color": "black", "width": 1}, hoverinfo="name"), row=1, col=2)
     steps = sorted(g["step"].unique())
     if len(steps) > 1:
         for mtype, part in g.groupby("module_type", sort=True):
@@ -108,8 +109,8 @@ def fisher(df: pd.DataFrame, **_) -> go.Figure:
     if t.empty:
         return empty_figure("no GID-Fisher correlations: run `geodiag analyze gid`")
     cols = ["module_type"] + [c for c in FISHER_STATS if c in t]
-    heads = {"module_type": "module", "pearson_log": "Pearson(GID, log F)", "pearson_inv": "Pearson(GID, 1/F)",
-             "spearman": "Spearman(GID, F)"}
+    heads = {"module_type": "module", "pearson_log": "Pearson r<br>(GID, log F)",
+             "pearson_inv": "Pearson r<br>(GID, 1/F)", "spearman": "Spearman ρ<br>(GID, F)"}
     cells = [t[c] if c == "module_type" else t[c].map(lambda v: f"{v:+.2f}") for c in cols]
     return go.Figure(go.Table(header={"values": [heads[c] for c in cols], "align": "left"},
                               cells={"values": cells, "align": "left"}))
@@ -236,7 +237,7 @@ def subspace(df: pd.DataFrame, *, step: int | None = None, smoothing: float = 0.
                                  legendgroup=name, showlegend=False, line={"color": color}), row=1, col=2)
         _chance(fig, one, now, name, title, color)
     fig.add_hline(y=90, line_dash="dot", line_color="gray", row=1, col=1, annotation_text="orthogonal",
-                  annotation_font_size=9)
+                  annotation_position="bottom right", annotation_font_size=9)
     if one["name"].isin(CHANCE.values()).any():
         note(fig, 1, 2, "dashed: random subspaces of the same dimensions", where="top")
     fig.update_xaxes(title_text="step", row=1, col=1)

@@ -10,8 +10,12 @@ from dataclasses import dataclass
 
 import plotly.graph_objects as go
 
-# Column widths at 72 px per inch, the unit kaleido maps to PDF points: 3.5 in and 7.16 in (IEEE/ACM/NeurIPS-like)
-WIDTH_PX = {"single": 252, "double": 516}
+from geodiag.errors import GeodiagError
+from geodiag.figures.paper import paper_layout
+
+# Column widths at 72 px per inch, the unit kaleido maps to PDF points: 3.25 in and 6.75 in (a two-column paper's
+# column and its full text width)
+WIDTH_PX = {"single": 234, "double": 486}
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]  # Okabe-Ito
 FONTS = {"serif": "Times New Roman, Times, Liberation Serif, DejaVu Serif, serif",
          "sans": "Helvetica, Arial, Liberation Sans, DejaVu Sans, sans-serif"}
@@ -21,31 +25,30 @@ FONTS = {"serif": "Times New Roman, Times, Liberation Serif, DejaVu Serif, serif
 class PaperStyle:
     column: str = "double"  # single | double
     font: str = "serif"  # serif | sans | any CSS font family
-    font_size: int = 8  # points
-    aspect: float = 0.62  # height / width for one panel row; multi-row figures scale it
+    font_size: int = 8  # points; legends one point smaller, never below 7
+    aspect: float = 0.62  # a panel's plot area: height / width
 
     def __post_init__(self) -> None:
         if self.column not in WIDTH_PX:
-            raise ValueError(f"column must be 'single' or 'double', got {self.column!r}.")
-        if not 5 <= self.font_size <= 24:
-            raise ValueError(f"font_size must be between 5 and 24 points, got {self.font_size!r}.")
+            raise GeodiagError(f"The column must be 'single' or 'double', got {self.column!r}.")
+        if not 8 <= self.font_size <= 24:
+            raise GeodiagError(f"The font size must be between 8 and 24 points (legends are set a point smaller and "
+                               f"print wants 7 at least), got {self.font_size!r}.")
 
 
-def paper_style(fig: go.Figure, style: PaperStyle | None = None, rows: int = 1) -> go.Figure:
-    """A copy of `fig` sized and styled for print."""
+def paper_style(fig: go.Figure, style: PaperStyle | None = None) -> go.Figure:
+    """A copy of `fig` sized and styled for print: laid out in points at the column's width (geodiag.figures.paper),
+    reflowed to one or two panels a row at single-column width."""
     s = style or PaperStyle()
     out = go.Figure(fig)
-    width = WIDTH_PX[s.column]
     family = FONTS.get(s.font, s.font)
-    out.update_layout(
-        template="simple_white", width=width, height=round(width * s.aspect * max(1, rows) ** 0.85),
-        font={"family": family, "size": s.font_size, "color": "black"},
-        margin={"l": 44, "r": 12, "t": 28, "b": 72}, colorway=PALETTE,
-        legend={"font": {"size": s.font_size - 1}, "orientation": "h", "x": 0.5, "xanchor": "center",
-                "y": -0.16 if rows == 1 else -0.09, "yanchor": "top"},
-        title={"font": {"size": s.font_size + 1}},
-    )
+    out.update_layout(template="simple_white", font={"family": family, "size": s.font_size, "color": "black"},
+                      colorway=PALETTE, title={"text": None})
     out.update_annotations(font={"family": family, "size": s.font_size})
-    out.update_xaxes(showline=True, mirror=False, ticks="outside", title_font={"size": s.font_size})
-    out.update_yaxes(showline=True, mirror=False, ticks="outside", title_font={"size": s.font_size})
-    return out
+    out.update_xaxes(showline=True, mirror=False, ticks="outside", ticklen=3, automargin=False,
+                     title_font={"size": s.font_size}, tickfont={"size": s.font_size})
+    out.update_yaxes(showline=True, mirror=False, ticks="outside", ticklen=3, automargin=False,
+                     title_font={"size": s.font_size}, tickfont={"size": s.font_size})
+    panels = sum(1 for k in out.layout.to_plotly_json() if k.startswith("xaxis")) or 1
+    max_cols = (1 if panels <= 4 else 2) if s.column == "single" else 3
+    return paper_layout(out, WIDTH_PX[s.column], s.font_size, s.aspect, max_cols=max_cols)

@@ -96,10 +96,11 @@ def _export_controls(name: str, fig, data: pd.DataFrame, run_id: str) -> None:
         c1, c2, c3, c4 = st.columns(4)
         fmt = c1.selectbox("Format", figures.FORMATS, key=f"fmt-{name}")
         column = c2.selectbox("Width", ["double", "single"], key=f"col-{name}",
-                              format_func=lambda c: {"double": "two-column (7.16 in)",
-                                                     "single": "one-column (3.5 in)"}[c])
+                              format_func=lambda c: {"double": "two-column (6.75 in)",
+                                                     "single": "one-column (3.25 in)"}[c])
         font = c3.selectbox("Font", ["serif", "sans"], key=f"font-{name}")
-        size = c4.number_input("Font size (pt)", 5, 24, 8, key=f"size-{name}")
+        size = c4.number_input("Font size (pt)", 8, 24, 8, key=f"size-{name}",
+                               help="8 pt or more: legends are set one point smaller, and print wants 7 pt at least")
         style = figures.PaperStyle(column=column, font=font, font_size=int(size))
         stem = figures.safe_name(f"{name}-{run_id}")
         st.download_button("Data (CSV)", data.to_csv(index=False).encode(), file_name=f"{stem}.csv",
@@ -110,8 +111,7 @@ def _export_controls(name: str, fig, data: pd.DataFrame, run_id: str) -> None:
         if b1.button(f"Prepare {fmt.upper()} download", key=f"prep-{name}"):
             with st.spinner(f"Rendering {fmt.upper()} with Chromium..."):
                 try:
-                    st.session_state[f"bytes-{name}"] = (fmt, figures.render_bytes(fig, fmt, style=style,
-                                                                                    rows=spec.rows))
+                    st.session_state[f"bytes-{name}"] = (fmt, figures.render_bytes(fig, fmt, style=style))
                 except GeodiagError as e:
                     st.error(str(e))
         if f"bytes-{name}" in st.session_state:
@@ -120,7 +120,7 @@ def _export_controls(name: str, fig, data: pd.DataFrame, run_id: str) -> None:
         if b2.button("Save PDF, SVG, PNG and CSV", key=f"save-{name}"):
             with st.spinner("Writing the files with Chromium..."):
                 try:
-                    paths = figures.export_figure(fig, data, folder, stem, style=style, rows=spec.rows)
+                    paths = figures.export_figure(fig, data, folder, stem, style=style)
                     st.success("Wrote " + ", ".join(p.name for p in paths) + f" in {Path(folder).resolve()}")
                 except GeodiagError as e:
                     st.error(str(e))

@@ -140,8 +140,7 @@ def test_export_writes_valid_pdf_svg_png_and_the_exact_csv(dashboard_store, tmp_
     rid = dashboard_store["ids"]["manifold"]
     data = figure_data(reader, "spectrum", [rid])
     fig = figures.build_figure("spectrum", data)
-    paths = export_figure(fig, data, tmp_path / "out", f"spectrum-{rid}", style=figures.PaperStyle(column="single"),
-                          rows=2)
+    paths = export_figure(fig, data, tmp_path / "out", f"spectrum-{rid}", style=figures.PaperStyle(column="single"))
     by_ext = {p.suffix: p for p in paths}
     assert set(by_ext) == {".pdf", ".svg", ".png", ".csv"} and all(p.parent == tmp_path / "out" for p in paths)
     assert by_ext[".pdf"].read_bytes().startswith(b"%PDF") and by_ext[".pdf"].stat().st_size > 1000
@@ -151,7 +150,7 @@ def test_export_writes_valid_pdf_svg_png_and_the_exact_csv(dashboard_store, tmp_
     png = by_ext[".png"].read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width = int.from_bytes(png[16:20], "big")
-    assert width == round(252 * 300 / 72)  # one-column width at 300 dpi
+    assert width == round(234 * 300 / 72)  # one column, 3.25 in, at 300 dpi
     back = pd.read_csv(by_ext[".csv"])
     assert len(back) == len(data) and np.allclose(back["value"], data["value"])
 
