@@ -6,9 +6,12 @@ import pandas as pd
 import streamlit as st
 
 from geodiag.errors import GeodiagError
+from geodiag.figures.registry import get_figure
 from geodiag.lab import METHOD, power_sentence
 from geodiag.lab.outcomes import SUMMARIES
 from geodiag.lab.stats import spearman
+from geodiag.report import report_zip
+from geodiag.store import Reader
 from geodiag.ui import figure_section, load_verdicts, page, store_path
 
 UNDERPOWERED = 0.03  # published differences between LoRA variants are 1-3 accuracy points
@@ -49,6 +52,30 @@ def verdict_table(sweep: str, data: pd.DataFrame) -> None:
         st.caption("A method with one seed and no per-item records has no interval.")
 
 
+def appendix(sweep: str) -> None:
+    """`geodiag report` as one zip: every figure, the LaTeX table, the CSVs, appendix.pdf."""
+    with st.expander("Appendix for a paper (what `geodiag report` writes, as one zip)"):
+        c = st.columns(3)
+        fmt = c[0].selectbox("Figures as", ["pdf", "svg", "png"], key="report-format")
+        width = c[1].selectbox("Width", ["double", "single"], key="report-width", format_func=lambda w: {
+            "double": "two-column (6.75 in)", "single": "one-column (3.25 in)"}[w])
+        reference = st.session_state.get("results-reference", "lora")
+        if c[2].button("Prepare the appendix", key="report-build"):
+            bar = st.progress(0.0, text="starting")
+            try:
+                blob = report_zip(Reader(store_path()), sweep, fmt=fmt, width=width, reference=reference,
+                                  on_step=lambda done, total, what: bar.progress(done / total, text=what))
+                st.session_state["report-zip"] = (sweep, blob)
+            except GeodiagError as e:
+                st.error(str(e))
+        made = st.session_state.get("report-zip")
+        if made and made[0] == sweep:
+            st.download_button("Download the appendix (zip)", made[1], file_name=f"appendix-{sweep}.zip",
+                               mime="application/zip", key="report-download")
+        st.caption(f"`geodiag report {sweep} --out DIR` writes the same folder: every figure at column width with "
+                   "the CSV behind it, results.tex (booktabs), results.csv, README.md and appendix.pdf.")
+
+
 runs, ids = page("Results")
 train = runs[(runs["kind"] == "train") & (runs["status"] == "finished")]
 sweeps = list(dict.fromkeys(train["sweep"].dropna()))  # newest first
@@ -61,21 +88,15 @@ default = sweeps.index(own) if own in sweeps else 0
 sweep = st.selectbox("Sweep", sweeps, index=default, key="results-sweep") if sweeps else ids[0]
 data = figure_section("results", [sweep], runs, height=430)
 if data is not None:
-    st.caption("A small point per run; a diamond per method at its mean over seeds, ± one standard error (n in "
-               "the legend); the dotted line joins the Pareto front of the means: no other method has as few "
-               "parameters and as much accuracy (or as little loss). Parameters are the budget's count (ManifoldLoRA: "
-               "its adapters, not its training-time probes; AdaLoRA: its final budget).")
+    st.caption(get_figure("results").caption)
     verdict_table(sweep, data)
+    appendix(sweep)
     st.subheader("Learning-rate selection")
     figure_section("lr", [sweep], runs, height=360)
-    st.caption("Dev accuracy against the learning rate, per method: the mean over its selection seeds, a faint "
-               "point per run, the chosen rate ringed. Each method is compared at its own best rate (Lee et al. "
-               "2026): a single shared rate decides much of a comparison on its own.")
+    st.caption(get_figure("lr").caption)
     st.subheader("Learning against forgetting")
     figure_section("forgetting", [sweep], runs, height=380)
-    st.caption("Test accuracy against forgetting: the rise of the mean token loss on general text that is not the "
-               "task's (the Python Language Reference prose by default) from the base model to the trained one "
-               "(Biderman et al. 2024). Up and to the left learns more and forgets less.")
+    st.caption(get_figure("forgetting").caption)
     st.subheader("Geometry against outcome")
     gain, forgetting = st.tabs(["against the accuracy gain", "against forgetting"])
     with gain:

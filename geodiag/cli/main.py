@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 import geodiag
-from geodiag.cli import allocate, analyze, dashboard, export, results, runs, sweep, train
+from geodiag.cli import allocate, analyze, dashboard, export, report, results, runs, sweep, train
 from geodiag.cli.flags import Parser
 from geodiag.errors import GeodiagError
 
@@ -18,7 +18,7 @@ def build_parser() -> Parser:
                                 "spectra, GID, intrinsic dimension) in a DuckDB store that the dashboard plots.")
     parser.add_argument("--version", action="version", version=f"geodiag {geodiag.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (train, sweep, results, analyze, allocate, runs, export, dashboard):
+    for command in (train, sweep, results, report, analyze, allocate, runs, export, dashboard):
         command.add_parser(sub)
     return parser
 

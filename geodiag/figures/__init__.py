@@ -4,7 +4,16 @@ spans (one run, or every run of the run's model for the atlas) and which command
 No torch here: pages import this module.
 """
 
-from geodiag.figures.export import FORMATS, ExportError, export_figure, render_bytes, safe_name
+from geodiag.figures.export import (
+    FORMATS,
+    ExportError,
+    captioned,
+    export_figure,
+    export_figures,
+    render_bytes,
+    render_pdfs,
+    safe_name,
+)
 from geodiag.figures.registry import (
     FIGURES,
     FigureSpec,
@@ -17,6 +26,7 @@ from geodiag.figures.registry import (
 )
 from geodiag.figures.style import PaperStyle, paper_style
 
-__all__ = ["FIGURES", "FORMATS", "ExportError", "FigureSpec", "PaperStyle", "build_figure", "export_figure",
+__all__ = ["FIGURES", "FORMATS", "ExportError", "FigureSpec", "PaperStyle", "build_figure", "captioned",
+           "export_figure", "export_figures", "render_pdfs",
            "figure_data", "figure_options", "get_figure", "paper_style", "render_bytes", "run_labels", "safe_name",
            "scope_runs"]

@@ -54,6 +54,8 @@ def paper_layout(fig: go.Figure, width: float, font: float, aspect: float, *, ma
         return fig
     cols = _columns(fig, panels, max_cols)
     _log_decades(fig, panels)
+    for p in panels:
+        _constant_range(fig, p)
     grid = [panels[i:i + cols] for i in range(0, len(panels), cols)]
     right = [max((COLORBAR if p.colorbar else 8.0) for p in col) for col in _transpose(grid, cols)]
     ph = math.inf  # a y title wraps to the panel's height, which depends on the bands: twice is enough
@@ -81,8 +83,10 @@ def paper_layout(fig: go.Figure, width: float, font: float, aspect: float, *, ma
     _hide_unused(fig, panels)
     fig.update_layout(width=round(width), height=round(height), margin={"l": 0, "r": 0, "t": 0, "b": 0})
     if legend_h:
-        fig.update_layout(legend={"orientation": "h", "x": 0.0, "xanchor": "left", "y": (legend_h - 2) / height,
-                                  "yanchor": "top", "title": {"side": "top"}, "font": {"size": font - 1}})
+        fig.update_layout(legend={"orientation": "h", "x": 0.0, "xanchor": "left", "y": legend_h / height,
+                                  "yanchor": "top", "title": {"side": "top", "font": {"size": font}},
+                                  "font": {"size": font}, "itemsizing": "constant",
+                                  "tracegroupgap": 0})
     return fig
 
 
@@ -201,6 +205,8 @@ def _tick_chars(fig: go.Figure, p: Panel, axis: str) -> int:
     values = _values(fig, p, axis)
     if isinstance(values, list):
         return min(14, max((len(v) for v in values), default=1))
+    if ax.range is not None:  # the labels span the range shown, not only the data
+        values = np.concatenate([values, np.asarray(ax.range, dtype=float)])
     if not len(values):
         return 3
     top, span = float(np.abs(values).max()), float(values.max() - values.min())
@@ -215,7 +221,7 @@ def _tick_chars(fig: go.Figure, p: Panel, axis: str) -> int:
 def _left_band(fig: go.Figure, p: Panel, font: float, ph: float) -> float:
     """Points left of the panel: its y tick labels and its title, wrapped to the panel's height `ph`."""
     _, lines = wrap(fig.layout[p.y].title.text or "", ph, font)
-    return _tick_chars(fig, p, "y") * CHAR * font + TICK + 4.0 + lines * LINE * font + 6.0
+    return (_tick_chars(fig, p, "y") + 0.5) * CHAR * font + TICK + 4.0 + lines * LINE * font + 10.0
 
 
 def _title_band(fig: go.Figure, row: list[Panel], widths: list[float], font: float) -> float:
@@ -253,15 +259,16 @@ def _legend_band(fig: go.Figure, width: float, font: float) -> float:
     if fig.layout.showlegend is False or not shown or (len(fig.data) == 1 and fig.layout.showlegend is None):
         fig.layout.showlegend = False  # plotly would otherwise put a lone entry to the right, narrowing the panels
         return 0.0
-    size = font - 1
+    size = font
     rows, used = 1, 0.0
     for t in shown:
-        w = len(_plain(t.name)) * CHAR * size + 36.0  # the symbol, its gap, the text, the gap to the next
+        w = len(_plain(t.name)) * CHAR * size + 46.0  # the symbol (40 pt wide in plotly), its gap, the text
         if used and used + w > width:
             rows, used = rows + 1, 0.0
         used += w
     title = 1 if fig.layout.legend.title.text else 0
-    return (rows + title) * LINE * size * 1.25 + 8.0
+    # measured in Chromium: a row is 2.4 font sizes (symbol included), a title 1.4, and 10 pt of padding
+    return 12.0 + rows * 2.4 * size + title * 1.4 * size
 
 
 def _place(fig: go.Figure, p: Panel, dom_x: tuple[float, float], dom_y: tuple[float, float],
@@ -271,7 +278,6 @@ def _place(fig: go.Figure, p: Panel, dom_x: tuple[float, float], dom_y: tuple[fl
     pw, ph, width = size
     fig.layout[p.x].domain, fig.layout[p.y].domain = dom_x, dom_y
     _y_title(fig, p, dom_x, dom_y, ph, font, width)
-    _constant_range(fig, p)
     if p.title is not None:
         fig.layout.annotations[p.title].update(x=sum(dom_x) / 2, y=dom_y[1], yanchor="bottom", xanchor="center")
     for i in p.notes:
@@ -344,15 +350,27 @@ def _log_decades(fig: go.Figure, panels: list[Panel]) -> None:
 
 
 def _table(fig: go.Figure, width: float, font: float) -> go.Figure:
-    """A table figure: its header wrapped to the column width, its height that of its rows."""
+    """A table figure: columns as wide as their longest text (scaled to the width), each cell as tall as its most
+    wrapped text, the header likewise."""
     t = next(t for t in fig.data if isinstance(t, go.Table))
-    n_cols = max(1, len(t.header.values or ()))
-    col = width / n_cols
-    heads = [wrap(str(h), col - 8, font) for h in (t.header.values or ())]
-    lines = max((n for _, n in heads), default=1)
-    t.header.update(values=[h for h, _ in heads], height=lines * LINE * font + 8, font={"size": font})
-    t.cells.update(height=LINE * font + 8, font={"size": font})
-    n_rows = max((len(v) for v in (t.cells.values or ())), default=0)
-    height = lines * LINE * font + 8 + n_rows * (LINE * font + 8) + 12
+    heads = [str(h) for h in (t.header.values or ())]
+    cells = [[str(v) for v in col] for col in (t.cells.values or ())]
+    natural = [max([_width(h, font) for h in heads[i:i + 1]] + [_width(v, font) for v in col]) + 12
+               for i, col in enumerate(cells)]
+    k = (width - 4) / max(sum(natural), 1.0)
+    widths = [w * k for w in natural]  # points; plotly reads columnwidth as proportions
+
+    def lines(text: str, w: float) -> int:
+        return wrap(text, w - 12, font)[1]
+
+    head_lines = max((lines(h, w) for h, w in zip(heads, widths, strict=False)), default=1)
+    cell_lines = max((lines(v, w) for col, w in zip(cells, widths, strict=True) for v in col), default=1)
+    t.update(columnwidth=widths)
+    t.header.update(values=[wrap(h, w - 12, font)[0] for h, w in zip(heads, widths, strict=False)],
+                    height=head_lines * LINE * font + 8, font={"size": font})
+    t.cells.update(values=[[wrap(v, w - 12, font)[0] for v in col] for col, w in zip(cells, widths, strict=True)],
+                   height=cell_lines * LINE * font + 8, font={"size": font})
+    n_rows = max((len(col) for col in cells), default=0)
+    height = head_lines * LINE * font + 8 + n_rows * (cell_lines * LINE * font + 8) + 12
     fig.update_layout(width=round(width), height=round(height), margin={"l": 2, "r": 2, "t": 4, "b": 4})
     return fig

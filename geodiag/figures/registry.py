@@ -22,13 +22,13 @@ class FigureSpec:
     build: Callable[..., go.Figure]
     metrics: tuple[str, ...]  # the first is the one the figure cannot be drawn without
     hint: str  # the command that records this figure's data
-    rows: int = 2  # panel rows, for the exported height
     scalars: bool = False  # also read every run-level scalar (Fig. 4)
     scope: str = "run"  # "run": the chosen runs; "model": every run of the first run's model (atlas); "sweep":
     # every finished run of the chosen run's sweep (or of the sweep whose id is given), one row per run
     prefer: str | None = None  # the kind of run to show first when the chosen one has no data (analysis)
     # metrics whose names depend on what the runs recorded (every method's allocation): (reader, run ids) -> names
     more: Callable[..., list[str]] | None = None
+    caption: str = ""  # what the figure shows, in sentences: under it on its page and in `geodiag report`
 
     def reads(self, reader, run_ids: list[str]) -> tuple[str, ...]:
         return (*self.metrics, *(self.more(reader, run_ids) if self.more else ()))
@@ -40,6 +40,19 @@ def allocations(reader, run_ids: list[str]) -> list[str]:
     return [x for x in reader.names_starting(run_ids, "alloc/")
             if (n.allocation_parts(x) or ("", ""))[1] in ("equivalent_rank", "params")]
 
+RESULTS = ("A small point per run; a diamond per method at its mean over seeds, ± one standard error (n in the "
+           "legend); the dotted line joins the Pareto front of the means: no other method has as few parameters and "
+           "as much accuracy (or as little loss). Parameters are the budget's count (ManifoldLoRA: its adapters, not "
+           "its training-time probes; AdaLoRA: its final budget).")
+LR = ("Dev accuracy against the learning rate, per method: the mean over its selection seeds, a faint point per run, "
+      "the chosen rate ringed. Each method is compared at its own best rate (Lee et al. 2026): a single shared rate "
+      "decides much of a comparison on its own.")
+FORGETTING = ("Test accuracy against forgetting: the rise of the mean token loss on general text that is not the "
+              "task's (the Python Language Reference prose by default) from the base model to the trained one "
+              "(Biderman et al. 2024). Up and to the left learns more and forgets less.")
+GEOMETRY = ("Each run's geometry summaries against {outcome}, one point per run (seeds and a selection's learning "
+            "rates count separately), with Spearman's rho, its Fisher-z 95% interval and n in each panel's title.")
+
 FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
     FigureSpec("gates", "ManifoldLoRA Fig. 1: gates and effective rank", manifold.gates,
                (n.GATE_VALUE, n.GATE_EFFECTIVE_RANK, n.GATE_DEAD), "geodiag train --method manifold"),
@@ -49,42 +62,42 @@ FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
     FigureSpec("manifold", "ManifoldLoRA Fig. 3: manifold geometry", manifold.geometry,
                (n.PROBE_D_EFF, n.PROBE_ORTHONORMALITY, n.PROBE_ALIGNMENT, n.PARTICIPATION_RATIO,
                 n.PARTICIPATION_RATIO_N), "geodiag train --method manifold"),
-    FigureSpec("curves", "ManifoldLoRA Fig. 4: every scalar curve", manifold.curves, (), "geodiag train",
-               rows=3, scalars=True),
+    FigureSpec("curves", "ManifoldLoRA Fig. 4: every scalar curve", manifold.curves, (), "geodiag train", scalars=True),
     FigureSpec("spectrum", "ManifoldLoRA Fig. 5: ΔW spectrum", manifold.spectrum,
                (n.SINGULAR_VALUE, n.STABLE_RANK, n.NUCLEAR, n.FROBENIUS, n.POWERLAW_ALPHA),
                "geodiag train (any adapter method) or geodiag import-peft DIR"),
     FigureSpec("gid", "RaLoRA: gradient intrinsic dimensionality", rank.gid, (n.GID, n.GID_THRESHOLD),
                "geodiag analyze gid, or geodiag train --method full --record-gid-every 10", prefer="analysis"),
     FigureSpec("fisher", "RaLoRA Table 8: GID vs Fisher", rank.fisher, rank.FISHER_METRICS, "geodiag analyze gid",
-               rows=1, prefer="analysis"),
+               prefer="analysis"),
     FigureSpec("id", "GeLoRA: intrinsic-dimension profile", rank.intrinsic_dim,
-               (n.TWONN, n.TWONN_ERROR, n.TWONN_N, n.PARTICIPATION_RATIO), "geodiag analyze id", rows=1,
+               (n.TWONN, n.TWONN_ERROR, n.TWONN_N, n.PARTICIPATION_RATIO), "geodiag analyze id",
                prefer="analysis"),
     FigureSpec("atlas", "Rank allocation atlas", rank.atlas,
                (n.GATE_EFFECTIVE_RANK, n.ADALORA_RANK, n.GID),
-               "geodiag analyze gid and geodiag analyze id (and train runs on the same model)", rows=1,
+               "geodiag analyze gid and geodiag analyze id (and train runs on the same model)",
                scope="model", more=allocations),
     FigureSpec("subspace", "Subspace angles: ΔW, gradient and probe", rank.subspace, rank.SUBSPACE_METRICS,
-               "geodiag train --subspace-k 8", rows=1),
+               "geodiag train --subspace-k 8"),
     FigureSpec("dora", "DoRA: magnitude and direction change", peers.dora, (n.DORA_MAGNITUDE, n.DORA_DIRECTION),
-               "geodiag train --method dora", rows=1),
+               "geodiag train --method dora"),
     FigureSpec("intruders", "Intruder dimensions (Shuttleworth et al. 2024)", peers.intruders,
-               (n.INTRUDERS, n.SINGULAR_VALUE), "geodiag train (recorded at the end of every run)", rows=1),
+               (n.INTRUDERS, n.SINGULAR_VALUE), "geodiag train (recorded at the end of every run)"),
     FigureSpec("results", "Outcomes at equal budget: accuracy and loss against parameters", results.results,
-               (n.EVAL_ACCURACY, n.EVAL_LOSS), "geodiag sweep --budget lora-r=8 (evaluated runs)", rows=1,
-               scope="sweep"),
+               (n.EVAL_ACCURACY, n.EVAL_LOSS), "geodiag sweep --budget lora-r=8 (evaluated runs)",
+               scope="sweep", caption=RESULTS),
     FigureSpec("outcome", "Geometry against outcome (Spearman's rho)", results.geometry,
-               (n.EVAL_ACCURACY, n.SPECTRUM_ERANK), "geodiag sweep (evaluated runs with spectra)", rows=1,
-               scope="sweep"),
+               (n.EVAL_ACCURACY, n.SPECTRUM_ERANK), "geodiag sweep (evaluated runs with spectra)",
+               scope="sweep", caption=GEOMETRY.format(outcome="the accuracy gain over the base model")),
     FigureSpec("lr", "Learning-rate selection: dev accuracy against the rate", results.lr_curves,
-               (n.DEV_ACCURACY,), "geodiag sweep --lr-grid 1e-4,3e-4,1e-3,3e-3", rows=1, scope="sweep"),
+               (n.DEV_ACCURACY,), "geodiag sweep --lr-grid 1e-4,3e-4,1e-3,3e-3", scope="sweep",
+               caption=LR),
     FigureSpec("forgetting", "Learning against forgetting (Biderman et al. 2024)", results.learning_forgetting,
-               (n.EVAL_ACCURACY, n.FORGET_LOSS), "geodiag sweep (runs record forgetting by default)", rows=1,
-               scope="sweep"),
+               (n.EVAL_ACCURACY, n.FORGET_LOSS), "geodiag sweep (runs record forgetting by default)",
+               scope="sweep", caption=FORGETTING),
     FigureSpec("outcome-forgetting", "Geometry against forgetting (Spearman's rho)", results.geometry_forgetting,
-               (n.FORGET_LOSS, n.SPECTRUM_ERANK), "geodiag sweep (runs record forgetting by default)", rows=1,
-               scope="sweep"),
+               (n.FORGET_LOSS, n.SPECTRUM_ERANK), "geodiag sweep (runs record forgetting by default)",
+               scope="sweep", caption=GEOMETRY.format(outcome="forgetting")),
 ]}
 
 

@@ -25,15 +25,15 @@ FONTS = {"serif": "Times New Roman, Times, Liberation Serif, DejaVu Serif, serif
 class PaperStyle:
     column: str = "double"  # single | double
     font: str = "serif"  # serif | sans | any CSS font family
-    font_size: int = 8  # points; legends one point smaller, never below 7
+    font_size: int = 8  # points, for every text (Chromium prints 8 as 7.8 pt: at least 7 as journals ask)
     aspect: float = 0.62  # a panel's plot area: height / width
 
     def __post_init__(self) -> None:
         if self.column not in WIDTH_PX:
             raise GeodiagError(f"The column must be 'single' or 'double', got {self.column!r}.")
         if not 8 <= self.font_size <= 24:
-            raise GeodiagError(f"The font size must be between 8 and 24 points (legends are set a point smaller and "
-                               f"print wants 7 at least), got {self.font_size!r}.")
+            raise GeodiagError(f"The font size must be between 8 and 24 points (print wants 7 at least, and "
+                               f"Chromium sets 8 as 7.8), got {self.font_size!r}.")
 
 
 def paper_style(fig: go.Figure, style: PaperStyle | None = None) -> go.Figure:

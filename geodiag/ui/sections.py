@@ -100,7 +100,7 @@ def _export_controls(name: str, fig, data: pd.DataFrame, run_id: str) -> None:
                                                      "single": "one-column (3.25 in)"}[c])
         font = c3.selectbox("Font", ["serif", "sans"], key=f"font-{name}")
         size = c4.number_input("Font size (pt)", 8, 24, 8, key=f"size-{name}",
-                               help="8 pt or more: legends are set one point smaller, and print wants 7 pt at least")
+                               help="8 pt or more: print wants 7 pt at least")
         style = figures.PaperStyle(column=column, font=font, font_size=int(size))
         stem = figures.safe_name(f"{name}-{run_id}")
         st.download_button("Data (CSV)", data.to_csv(index=False).encode(), file_name=f"{stem}.csv",

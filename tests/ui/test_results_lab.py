@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from geodiag import allocation as alloc
+from geodiag.figures.export import chromium_path
 from geodiag.lab import outcomes, stored_analysis, sweep_run_ids
 from geodiag.store import Reader
 
@@ -119,3 +120,17 @@ def test_the_lab_offers_the_spectral_rules_on_a_spectra_analysis(dashboard_store
     assert at.session_state["l-method"] == "lora-alpha-share"
     saved = json.loads(Path(at.session_state["l-allocation"]).read_text())
     assert saved["rule"] == "alpha-share" and saved["constants"] == {"beta": 0.0}
+
+
+@pytest.mark.skipif(not SAMPLE.exists() or chromium_path() is None, reason="no sample store or no Chromium")
+def test_results_page_hands_over_the_appendix_as_one_zip():
+    import io
+    import zipfile
+
+    at = open_page(SAMPLE, "results.py", **{"results-sweep": "sample-protocol"})
+    at.button(key="report-build").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    sweep, blob = at.session_state["report-zip"]
+    names = {Path(n).name for n in zipfile.ZipFile(io.BytesIO(blob)).namelist()}
+    assert sweep == "sample-protocol" and {"README.md", "results.tex", "results.csv", "appendix.pdf",
+                                           "outcomes.pdf", "outcomes.csv", "lr.pdf"} <= names
