@@ -38,8 +38,12 @@ def results(df: pd.DataFrame, **_) -> go.Figure:
     for col, value in ((1, "accuracy"), (2, "eval_loss")):
         _panel(fig, df, value, col, colors(order), symbols(order))
     span = df["params"].max() / max(df["params"].min(), 1)
+    lo, hi = float(df["params"].min()), float(df["params"].max())
+    # methods matched to one budget have one count: +-10% around it, not plotly's +-0.0005k (460.7995k)
+    same = {"range": [0.9 * lo, 1.1 * hi]} if hi - lo <= 0.01 * hi else {}
     for col, yt in ((1, "exact-match accuracy"), (2, "held-out LM loss (answer tokens)")):
-        fig.update_xaxes(title_text="trainable parameters", type="log" if span > 10 else "linear", row=1, col=col)
+        fig.update_xaxes(title_text="trainable parameters", type="log" if span > 10 else "linear", row=1, col=col,
+                         **same)
         fig.update_yaxes(title_text=yt, row=1, col=col)
     fig.update_layout(legend_title_text="method (mean ± s.e.)")
     return fig
