@@ -57,16 +57,9 @@ def paper_layout(fig: go.Figure, width: float, font: float, aspect: float, *, ma
     for p in panels:
         _constant_range(fig, p)
     grid = [panels[i:i + cols] for i in range(0, len(panels), cols)]
-    right = [max((COLORBAR if p.colorbar else 8.0) for p in col) for col in _transpose(grid, cols)]
-    ph = math.inf  # a y title wraps to the panel's height, which depends on the bands: twice is enough
-    for _ in range(2):
-        left = [max(_left_band(fig, p, font, ph) for p in col) for col in _transpose(grid, cols)]
-        pw = max(40.0, (width - sum(left) - sum(right)) / cols)
-        ph = max(MIN_PLOT_HEIGHT, pw * aspect if cols > 1 or len(grid) > 1 else width * aspect)
-    def own(c: int, p: Panel, row: list[Panel]) -> float:  # a row's last panel takes the colour-bar room it needs not
-        return pw + (right[c] - (COLORBAR if p.colorbar else 8.0) if c == len(row) - 1 else 0.0)
-
-    widths = [[own(c, p, row) for c, p in enumerate(row)] for row in grid]
+    left, right, pw, ph = _columns_sized(fig, grid, cols, width, font, aspect)
+    widths = [[pw + (right[c] - _right(p) if c == len(row) - 1 else 0.0) for c, p in enumerate(row)]
+              for row in grid]  # a row's last panel takes the colour-bar room it does not need
     rows = [(_title_band(fig, row, w, font), _bottom_band(fig, row, w, font)) for row, w in zip(grid, widths,
                                                                                               strict=True)]
     legend_h = _legend_band(fig, width, font)
@@ -88,6 +81,22 @@ def paper_layout(fig: go.Figure, width: float, font: float, aspect: float, *, ma
                                   "font": {"size": font}, "itemsizing": "constant",
                                   "tracegroupgap": 0})
     return fig
+
+
+def _columns_sized(fig: go.Figure, grid: list[list[Panel]], cols: int, width: float, font: float, aspect: float
+                   ) -> tuple[list[float], list[float], float, float]:
+    """Each column's left and right bands, and the panels' width and height, in points."""
+    right = [max(_right(p) for p in col) for col in _transpose(grid, cols)]
+    ph = math.inf  # a y title wraps to the panel's height, which depends on the bands: twice is enough
+    for _ in range(2):
+        left = [max(_left_band(fig, p, font, ph) for p in col) for col in _transpose(grid, cols)]
+        pw = max(40.0, (width - sum(left) - sum(right)) / cols)
+        ph = max(MIN_PLOT_HEIGHT, pw * aspect if cols > 1 or len(grid) > 1 else width * aspect)
+    return left, right, pw, ph
+
+
+def _right(p: Panel) -> float:
+    return COLORBAR if p.colorbar else 8.0
 
 
 def wrap(text: str, max_pt: float, font: float) -> tuple[str, int]:
