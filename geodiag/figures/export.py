@@ -93,7 +93,10 @@ def export_figures(items: list[tuple[str, go.Figure, pd.DataFrame]], folder: str
 
 
 def export_folder(folder: str | Path) -> Path:
+    """The folder to write into, created if missing; a file in its place is one sentence."""
     out = Path(folder)
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"{out} is a file; give a folder to write into (it is created if missing).")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:

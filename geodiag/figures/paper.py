@@ -45,14 +45,15 @@ class Panel:
     colorbar: bool = False
 
 
-def paper_layout(fig: go.Figure, width: float, font: float, aspect: float, *, max_cols: int) -> go.Figure:
-    """`fig` laid out at `width` points with `font`-point text; panels `aspect` high for their width."""
+def paper_layout(fig: go.Figure, width: float, font: float, aspect: float, *, narrow: bool) -> go.Figure:
+    """`fig` laid out at `width` points with `font`-point text; panels `aspect` high for their width. `narrow`
+    (a single column): one panel a row up to four panels, two beyond; else up to three a row."""
     if any(isinstance(t, go.Table) for t in fig.data):
         return _table(fig, width, font)
     panels = _panels(fig)
     if not panels:
         return fig
-    cols = _columns(fig, panels, max_cols)
+    cols = _columns(panels, ((1 if len(panels) <= 4 else 2) if narrow else 3))
     _log_decades(fig, panels)
     for p in panels:
         _constant_range(fig, p)
@@ -183,7 +184,7 @@ def _has_colorbar(t) -> bool:
     return bool(marker is not None and getattr(marker, "showscale", None))
 
 
-def _columns(fig: go.Figure, panels: list[Panel], max_cols: int) -> int:
+def _columns(panels: list[Panel], max_cols: int) -> int:
     """The figure's own number of columns, at most `max_cols`."""
     own = len({round(p.dom_x[0], 6) for p in panels})
     return max(1, min(own, max_cols))

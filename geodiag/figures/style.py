@@ -49,6 +49,4 @@ def paper_style(fig: go.Figure, style: PaperStyle | None = None) -> go.Figure:
                      title_font={"size": s.font_size}, tickfont={"size": s.font_size})
     out.update_yaxes(showline=True, mirror=False, ticks="outside", ticklen=3, automargin=False,
                      title_font={"size": s.font_size}, tickfont={"size": s.font_size})
-    panels = sum(1 for k in out.layout.to_plotly_json() if k.startswith("xaxis")) or 1
-    max_cols = (1 if panels <= 4 else 2) if s.column == "single" else 3
-    return paper_layout(out, WIDTH_PX[s.column], s.font_size, s.aspect, max_cols=max_cols)
+    return paper_layout(out, WIDTH_PX[s.column], s.font_size, s.aspect, narrow=s.column == "single")

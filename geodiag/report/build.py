@@ -59,7 +59,7 @@ def build_report(reader: Reader, sweep_or_run: str, out: str | Path, *, fmt: str
     style = figures.PaperStyle(column=width)
     sweep = sweep_of(reader, sweep_or_run)
     table = verdicts(reader, sweep, reference)  # a sentence when the sweep has no finished run or no reference
-    folder = _folder(out)
+    folder = export_folder(out)
     bar = tqdm(total=4, desc="report", unit="step", disable=not progress)
 
     def stage(what: str) -> None:
@@ -211,13 +211,6 @@ def _table_figure(table: pd.DataFrame, reference: str) -> go.Figure:
              table["mde"].map(pct), table["verdict"], table["forgetting"].map(lambda v: f"{v:+.3f}")]
     heads = ["method", "lr", "accuracy (%)", f"Δ vs {reference} [95% CI]", "MDE", "verdict", "forgetting"]
     return go.Figure(go.Table(header={"values": heads, "align": "left"}, cells={"values": cells, "align": "left"}))
-
-
-def _folder(out: str | Path) -> Path:
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise GeodiagError(f"--out {path} is a file; give a folder for the report (it is created if missing).")
-    return export_folder(path)
 
 
 def _index(sweep: str, reader: Reader, files: dict[str, str], left_out: list[str]) -> str:
