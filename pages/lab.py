@@ -15,6 +15,7 @@ from geodiag.lab import analysis_runs, compare_plans, plan_frame, stored_analysi
 from geodiag.methods import METHODS
 from geodiag.store import Reader
 from geodiag.ui import labels, page, store_path
+from geodiag.ui.forms import PREFILL
 
 NONE = "(none)"
 
@@ -71,8 +72,8 @@ def export_block(plan: alloc.Plan, stored) -> None:
                    "peft.LoraConfig(rank_pattern=..., alpha_pattern=...)"):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text + "\n")
-        st.session_state.update({"l-model": stored.model, "l-method": method, "l-advanced": True,
-                                 "l-allocation": str(path)})
+        st.session_state[PREFILL] = {"l-kind": "Train", "l-model": stored.model, "l-method": method,
+                                     "l-advanced": True, "l-allocation": str(path)}
         st.switch_page("pages/launch.py")
     c[2].caption(f"`geodiag allocate {stored.run_id} --rule {plan.settings.rule} --preset {plan.settings.preset}` "
                  "writes the same file; `peft.LoraConfig(r=..., rank_pattern=..., alpha_pattern=..., "

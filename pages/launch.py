@@ -1,4 +1,5 @@
-"""Launch: start `geodiag train` or `geodiag analyze` as a separate process, follow it live, cancel it.
+"""Launch: start `geodiag train`, `geodiag sweep` or `geodiag analyze` as a separate process, follow it live, cancel
+it (a sweep as one item: its cells, steps, ETA and phase; Cancel stops every cell; Resume reruns a stopped one).
 
 The forms are rendered from the configs' option schema (the same one the CLI flags come from), imported
 in-process: the configs are torch-free. Runs survive closing or reloading the tab: they live in their own
@@ -13,13 +14,14 @@ import streamlit as st
 from geodiag.config import AnalyzeConfig, TrainConfig
 from geodiag.data import task_names
 from geodiag.errors import GeodiagError
+from geodiag.lab.progress import progress_of
 from geodiag.methods import METHODS
 from geodiag.names import ANALYSIS_PROGRESS, LOSS_LM
 from geodiag.options import schema
 from geodiag.store import Reader
 from geodiag.ui import launch as launcher
-from geodiag.ui import load_metrics, load_runs, run_record, selected_rates, store_path, through_entry
-from geodiag.ui.forms import changed, grid, widget
+from geodiag.ui import load_metrics, load_runs, run_record, selected_rates, store_path, sweeps, through_entry
+from geodiag.ui.forms import PREFILL, changed, grid, initial, widget
 
 SIDEBAR = {"store"}  # the store comes from the sidebar, not the form
 ANALYSES = {"gid": "GID (RaLoRA): accumulated gradients", "id": "Intrinsic dimension (GeLoRA): TwoNN profile"}
@@ -96,13 +98,14 @@ def train_form() -> None:
     st.caption(f"Learning rate pre-filled for {method}: {source}.")
     st.markdown(f"**{method} options**")
     options = grid([s for s in method_specs if s.group == "basic"], f"l-{method}", choices=choices)
-    if st.toggle("Advanced options", key="l-advanced"):  # drawn only when asked for: a quicker first paint
+    if st.toggle("Advanced options", key="l-advanced", value=initial("l-advanced", False)):  # a quicker first paint
         values |= grid([s for s in specs if s.group == "advanced"], "l", defaults=defaults)
         options |= grid([s for s in method_specs if s.group == "advanced"], f"l-{method}", choices=choices)
     if st.button("Start training", type="primary", key="l-start"):
         run = {"model": model, "method": method, **changed(specs, values, defaults), "store": store_path()}
         picked = changed(method_specs, options)
         if checked(lambda: (TrainConfig.from_dict(run), METHODS[method].config.from_dict(picked))):
+            st.session_state.pop(PREFILL, None)  # the allocation lab's prefill has served
             start(launcher.command("train", {**run, **picked}))
 
 
@@ -129,13 +132,26 @@ def live() -> None:
         runs = Reader(store_path()).runs()  # fresh every tick, without emptying every session's cache
     except GeodiagError as e:
         st.info(str(e))
-        runs = pd.DataFrame(columns=["run_id", "status", "pid", "name", "kind", "config"])
-    running = runs[runs["status"] == "running"]
-    if running.empty:
+        runs = pd.DataFrame(columns=["run_id", "status", "pid", "name", "kind", "config", "sweep"])
+    records = sweep_records()
+    live_sweeps = records[records["status"] == "running"]
+    running = runs[(runs["status"] == "running") & ~runs["sweep"].isin(live_sweeps["run_id"])]
+    if running.empty and live_sweeps.empty:
         st.caption("No run is running in this store.")
+    for rec in live_sweeps.to_dict("records"):
+        with st.container(border=True):
+            sweeps.sweep_item(rec, progress_of(Reader(store_path()), rec, runs))
+            for r in runs[(runs["status"] == "running") & (runs["sweep"] == rec["run_id"])].itertuples():
+                running_run(r, run_record(runs, r.run_id)["config"], compact=True)
     for r in running.itertuples():
         with st.container(border=True):
             running_run(r, run_record(running, r.run_id)["config"])
+    stopped = records[records["status"].isin(["cancelled", "failed", "interrupted", "stale"])].head(5)
+    if not stopped.empty:
+        st.subheader("Stopped sweeps")
+    for rec in stopped.to_dict("records"):
+        with st.container(border=True):
+            sweeps.stopped_item(rec, progress_of(Reader(store_path()), rec, runs), resume)
     for job in st.session_state.get("launched", []):
         if job.pid in set(runs["pid"].dropna().astype(int)):
             continue
@@ -146,9 +162,30 @@ def live() -> None:
             st.error(f"Process {job.pid} stopped before creating a run: {launcher.tail(job.log, 1)}")
 
 
-def running_run(r, cfg: dict) -> None:
+def sweep_records() -> pd.DataFrame:
+    try:
+        return Reader(store_path()).sweeps()
+    except GeodiagError:
+        return pd.DataFrame(columns=["run_id", "status", "pid", "name", "config", "message"])
+
+
+def resume(record: dict) -> None:
+    try:
+        job = launcher.resume(run_record(sweep_records(), record["run_id"])["config"], sweeps.log_dir())
+    except GeodiagError as e:
+        st.error(str(e))
+        return
+    st.session_state.setdefault("launched", []).append(job)
+    st.toast(f"Resuming sweep {record['name']} (process {job.pid}): finished cells are skipped.")
+
+
+def running_run(r, cfg: dict, *, compact: bool = False) -> None:
     metrics = load_metrics(store_path(), (r.run_id,), (LOSS_LM, ANALYSIS_PROGRESS))
     loss, sweep = (metrics[metrics["name"] == name] for name in (LOSS_LM, ANALYSIS_PROGRESS))
+    if compact:  # a cell inside its sweep's item: its name and how far it is
+        fraction, text = launcher.progress(r.kind, r.method, cfg, loss, sweep)
+        st.progress(fraction, text=f"{r.name}: {text}")
+        return
     head, button = st.columns([4, 1])
     head.markdown(f"**{r.name}** · {r.kind} · pid {r.pid} · `{r.run_id}`")
     if button.button("Cancel", key=f"cancel-{r.run_id}"):
@@ -167,8 +204,12 @@ def running_run(r, cfg: dict) -> None:
 
 through_entry()
 st.title("Launch")
-if st.segmented_control("What to start", ["Train", "Analyze"], default="Train", key="l-kind") == "Analyze":
+kind = st.segmented_control("What to start", ["Train", "Sweep", "Analyze"], default=initial("l-kind", "Train"),
+                            key="l-kind")
+if kind == "Analyze":  # only the chosen form is drawn
     analyze_form()
-else:  # only the chosen form is drawn
+elif kind == "Sweep":
+    sweeps.sweep_form(tasks(), start)
+else:
     train_form()
 live()

@@ -85,7 +85,10 @@ if not sweeps:
             "alone meanwhile.")
 own = runs.loc[runs["run_id"] == ids[0], "sweep"].iloc[0]
 default = sweeps.index(own) if own in sweeps else 0
-sweep = st.selectbox("Sweep", sweeps, index=default, key="results-sweep") if sweeps else ids[0]
+if st.session_state.get("results-sweep") not in sweeps:  # e.g. the Runs page's choice, once deleted
+    st.session_state.pop("results-sweep", None)
+kept = "results-sweep" in st.session_state  # Streamlit warns when a widget gets both an index and a session value
+sweep = st.selectbox("Sweep", sweeps, key="results-sweep", **({} if kept else {"index": default})) if sweeps else ids[0]
 data = figure_section("results", [sweep], runs, height=430)
 if data is not None:
     st.caption(get_figure("results").caption)

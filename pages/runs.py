@@ -7,6 +7,33 @@ import streamlit as st
 from geodiag.errors import GeodiagError
 from geodiag.store import Writer
 from geodiag.ui import PAGES, filtered, labels, load_runs, run_summary, runs_or_stop, store_path, through_entry
+from geodiag.ui.sweeps import sweeps_table
+
+
+def sweeps_section() -> None:
+    """The store's sweeps with their progress (started here or in a terminal), each a way into its Results."""
+    try:
+        table = sweeps_table(store_path())
+    except GeodiagError as e:
+        st.error(str(e))
+        return
+    if table.empty:
+        return
+    st.subheader("Sweeps")
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "progress": st.column_config.ProgressColumn("steps done", min_value=0.0, max_value=1.0, format="percent"),
+        "started_at": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm:ss"),
+        "ended_at": st.column_config.DatetimeColumn("ended", format="YYYY-MM-DD HH:mm:ss")})
+    ready = list(table.loc[table["finished"] > 0, "sweep"])
+    if not ready:
+        st.caption("No cell of these sweeps has finished yet: their Results appear with the first finished cell.")
+        return
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    chosen = c1.selectbox("Sweep", ready, key="runs-sweep")
+    if c2.button("Open its Results", key="runs-open-results"):
+        st.session_state["results-sweep"] = chosen
+        st.switch_page("pages/results.py")
+
 
 through_entry()
 
@@ -25,6 +52,8 @@ st.dataframe(table, hide_index=True, width="stretch", column_config={
     "started_at": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm:ss"),
     "ended_at": st.column_config.DatetimeColumn("ended", format="YYYY-MM-DD HH:mm:ss"),
 })
+
+sweeps_section()
 
 failed = shown[shown["status"].isin(["failed", "interrupted", "stale"]) & shown["message"].notna()]
 for r in failed.itertuples():

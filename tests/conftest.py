@@ -5,6 +5,18 @@ import torch
 torch.set_num_threads(max(1, torch.get_num_threads()))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def nothing_outlives_the_suite(tmp_path_factory):
+    """Every process a test starts works in this session's temporary folder; whatever still runs there at the end
+    (a launch a failed browser test could not cancel, a sweep's cell) is stopped and named."""
+    yield
+    from helpers import stop_processes_under
+
+    left = stop_processes_under(tmp_path_factory.getbasetemp())
+    if left:
+        print(f"\nstopped {len(left)} process(es) a test had left running: {left}")
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)

@@ -4,6 +4,8 @@ option applies to every cell. Reruns skip finished cells; `--emit slurm DIR` wri
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import sys
 from dataclasses import replace
 
@@ -11,8 +13,13 @@ from geodiag.cli.flags import add_options, describe, given
 from geodiag.cli.train import key_values, method_specs
 from geodiag.config import TrainConfig, read_mapping
 from geodiag.errors import GeodiagError
+from geodiag.lab.progress import duration
+from geodiag.methods import analysis_of
 from geodiag.options import schema
 from geodiag.sweep import PER_CELL, SELECT, Outcome, emit, from_mapping, resolve, run_cells
+from geodiag.sweep.estimate import probe_pace, recorded_pace, wall_seconds
+from geodiag.sweep.options import SweepOptions
+from geodiag.sweep.record import Record, recorded
 
 
 def add_parser(sub) -> None:
@@ -25,20 +32,12 @@ def add_parser(sub) -> None:
     p.add_argument("spec", metavar="SWEEP.yaml", nargs="?", help="a sweep file (name, methods, seeds, budget, and any "
                                                                  "train option)")
     own = p.add_argument_group("sweep")
-    own.add_argument("--methods", help="comma-separated methods (or aliases pissa, olora), e.g. lora,ralora,manifold")
-    own.add_argument("--seeds", help="comma-separated seeds (default: 0)")
-    own.add_argument("--budget", help="lora-r=N: size every method to LoRA's parameter count at rank N on the same "
-                                      "modules")
-    own.add_argument("--workers", type=int, help="cells run at once, each a process (default: 1)")
-    own.add_argument("--lr-grid", help="learning rates to select among on the dev items, e.g. 1e-4,3e-4,1e-3,3e-3: "
-                                       "every label trains at each on the selection seeds, then its other seeds at "
-                                       "the best (per label in the file: lr_grid)")
-    own.add_argument("--select-seeds", help="comma-separated seeds the selection trains at every grid value "
-                                            "(default: the first seed)")
-    own.add_argument("--name", help="the sweep id (default: sweep-<hash of its options>)")
+    add_options(own, schema(SweepOptions))
     own.add_argument("--emit", nargs=2, metavar=("slurm", "DIR"), help="write Slurm scripts into DIR instead of "
                                                                        "running")
-    own.add_argument("--plan", action="store_true", help="print the cells and their sizes, run nothing")
+    own.add_argument("--plan", action="store_true", help="print the cells, their sizes and the estimated time; run "
+                                                         "nothing")
+    own.add_argument("--json", action="store_true", help="with --plan: the plan as JSON (what the Launch page shows)")
     own.add_argument("--cell", type=int, metavar="K", help="run only cell K (what a Slurm array task does)")
     own.add_argument("--analyses-only", action="store_true", help="run only the shared GID/ID analyses")
     own.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE", help="reasoning-gym task "
@@ -60,23 +59,31 @@ def run(args: argparse.Namespace) -> int:
         return _emit(spec, args.emit, len(cells))
     if args.cell is not None and not 0 <= args.cell < len(cells):
         raise GeodiagError(f"--cell {args.cell} is out of range: sweep {spec.id} has cells 0-{len(cells) - 1}.")
-    resolved = resolve(spec, run_analyses=args.cell is None, progress=progress)
-    print(spec.id)
-    if args.analyses_only:
-        for kind, rid in resolved.analyses.items():
-            print(f"{kind} analysis: {rid}", file=sys.stderr)
-        return 0
+    if args.json and not args.plan:
+        raise GeodiagError("--json prints the plan: give it with --plan.")
     if args.plan:
-        _print_plan(resolved, cells)
-        return 0
-    outcome = _run(resolved, cells if args.cell is None else [cells[args.cell]], args.workers or spec.workers,
-                   progress, single=args.cell is not None)
+        return _plan(resolve(spec, plan_only=True), cells, as_json=args.json)
+    whole = args.cell is None and not args.analyses_only  # the sweep itself, not a Slurm array task
+    with contextlib.ExitStack() as stack:
+        records: list[Record] = []
+        resolved = resolve(spec, run_analyses=args.cell is None, progress=progress,
+                           started=(lambda: records.append(stack.enter_context(recorded(spec)))) if whole else None)
+        print(spec.id, flush=True)
+        if args.analyses_only:
+            for kind, rid in resolved.analyses.items():
+                print(f"{kind} analysis: {rid}", file=sys.stderr)
+            return 0
+        outcome = _run(resolved, cells if args.cell is None else [cells[args.cell]], spec.workers, progress,
+                       single=args.cell is not None, tick=records[0].beat if records else None)
+        if outcome.failed and records:
+            records[0].fail(f"{len(outcome.failed)} cell(s) failed: " + "; ".join(
+                f"{cell}: {why}" for cell, why in list(outcome.failed.items())[:3]))
     print(f"sweep {spec.id}: {len(outcome.finished)} run now, {len(outcome.skipped)} already done or running, "
           f"{len(outcome.failed)} failed; `geodiag runs list --store {spec.store}` lists them.", file=sys.stderr)
     return 1 if outcome.failed else 0
 
 
-def _run(resolved, cells, workers: int, progress: bool, *, single: bool) -> Outcome:
+def _run(resolved, cells, workers: int, progress: bool, *, single: bool, tick=None) -> Outcome:
     """The cells, each label's final cells as soon as its selection has chosen their rate."""
     if single and cells[0].chosen_later:
         ready, blocked = resolved.finalise(cells)
@@ -84,7 +91,7 @@ def _run(resolved, cells, workers: int, progress: bool, *, single: bool) -> Outc
             raise GeodiagError(f"{next(iter(blocked.values()))}; run the selection cells first (Slurm: the "
                                "selection array).")
         cells = ready
-    return run_cells(resolved, cells, workers=workers, progress=progress)
+    return run_cells(resolved, cells, workers=workers, progress=progress, tick=tick)
 
 
 def _values(args: argparse.Namespace) -> dict:
@@ -94,9 +101,7 @@ def _values(args: argparse.Namespace) -> dict:
                                 **given(args, method_specs().values(), dest_prefix="m_")}
     if args.task_option:
         values["task_options"] = {**(values.get("task_options") or {}), **key_values(args.task_option)}
-    for key in ("methods", "seeds", "budget", "name", "workers", "lr_grid", "select_seeds"):
-        if getattr(args, key) is not None:
-            values[key] = getattr(args, key)
+    values.update(given(args, schema(SweepOptions)))
     return values
 
 
@@ -111,21 +116,49 @@ def _emit(spec, emit_args: list[str], n_cells: int) -> int:
     return 0
 
 
-def _print_plan(resolved, cells) -> None:
-    """Every cell with its phase, rate, size and options; then the run count of each phase."""
-    target, choices = resolved.target, resolved.choices()
-    print(f"{'cell':>4}  {'phase':<6} {'label':<12} {'seed':>4}  {'lr':>9}  {'params':>10}  {'vs budget':>9}  options")
-    for c in cells:
-        sized = resolved.sizes.get(c.label)
-        ratio = f"{sized.params / target:9.3f}" if sized and target else f"{'-':>9}"
-        chosen = choices[c.label].lr if c.chosen_later else c.lr
-        lr = "chosen" if chosen is None else f"{chosen:g}"
-        opts = resolved.config(replace(c, lr=chosen or 0.0))["method_options"]
-        print(f"{c.index:>4}  {c.phase:<6} {c.label:<12} {c.seed:>4}  {lr:>9}  {sized.params if sized else '-':>10}  "
-              f"{ratio}  {opts}")
+def _plan(resolved, cells, *, as_json: bool) -> int:
+    """Every cell with its phase, rate, size and options; the runs per phase; the estimated wall time."""
+    rows, spec = plan_rows(resolved, cells), resolved.spec
+    model = spec.train.get("model", TrainConfig().model)
+    pace = recorded_pace(spec.store, model) or probe_pace(spec, cells[0].method)
+    seconds = wall_seconds(cells, pace, spec.workers)
     n_select = sum(c.phase == SELECT for c in cells)
+    if as_json:
+        print(json.dumps({"sweep": spec.id, "store": spec.store, "model": model, "target": resolved.target,
+                          "workers": spec.workers, "phases": {"select": n_select, "final": len(cells) - n_select},
+                          "cells": rows, "estimate": {"seconds": seconds, "seconds_per_step": pace.seconds,
+                                                      "per_method": pace.methods, "source": pace.source}}))
+        return 0
+    print(f"{'cell':>4}  {'phase':<6} {'label':<12} {'seed':>4}  {'lr':>9}  {'params':>10}  {'vs budget':>9}  options")
+    for r in rows:
+        ratio = f"{r['params'] / resolved.target:9.3f}" if r["params"] and resolved.target else f"{'-':>9}"
+        lr = "chosen" if r["lr"] is None else f"{r['lr']:g}"
+        params = r["params"] if r["params"] else (f"after {r['sized_by']}" if r["sized_by"] else "-")
+        print(f"{r['cell']:>4}  {r['phase']:<6} {r['label']:<12} {r['seed']:>4}  {lr:>9}  {params:>10}  {ratio}  "
+              f"{r['options']}")
     if n_select:
         print(f"{n_select} selection runs (each label at every grid value on its selection seeds), then "
               f"{len(cells) - n_select} final runs at the chosen rates: {len(cells)} runs.")
     else:
         print(f"{len(cells)} runs.")
+    print(f"about {duration(seconds)} with {spec.workers} worker(s), at {pace.seconds:.2f} s per step from "
+          f"{pace.source}.")
+    return 0
+
+
+def plan_rows(resolved, cells) -> list[dict]:
+    """One row per cell: index, phase, label, method, seed, rate (None: chosen by its selection), size and options;
+    an allocation-driven label whose shared analysis has not run yet has no size (`sized_by` names the analysis)."""
+    choices = resolved.choices() if any(c.chosen_later for c in cells) else {}
+    rows = []
+    for c in cells:
+        sized = resolved.sizes.get(c.label)
+        chosen = choices[c.label].lr if c.chosen_later else c.lr
+        kind = analysis_of(c.method)
+        options = dict(c.options) if kind and kind not in resolved.analyses else resolved.config(
+            replace(c, lr=chosen or 0.0))["method_options"]
+        rows.append({"cell": c.index, "phase": c.phase, "label": c.label, "method": c.method, "seed": c.seed,
+                     "lr": chosen, "params": sized.params if sized else None,
+                     "sized_by": kind if kind and not sized else None, "options": options,
+                     "steps": int(c.train.get("steps") or TrainConfig().steps)})
+    return rows

@@ -18,7 +18,7 @@ import pandas as pd
 from geodiag.errors import StoreError
 from geodiag.store import spool
 from geodiag.store._db import connect
-from geodiag.store.schema import RUN_COLUMNS
+from geodiag.store.schema import RUN_COLUMNS, SWEEP_KIND
 
 METRIC_FIELDS = "step, module, layer, module_type, idx, value, wall_time"
 _RETRIES = 5  # a spool file can be folded and deleted between listing and reading it
@@ -29,7 +29,18 @@ class Reader:
         self.path = Path(path)
 
     def runs(self) -> pd.DataFrame:
-        """One row per run, newest first; an empty store gives an empty frame with the run columns."""
+        """One row per run (trainings, analyses, imports), newest first; an empty store gives an empty frame with
+        the run columns."""
+        every = self._records()
+        return every[every["kind"] != SWEEP_KIND].reset_index(drop=True)
+
+    def sweeps(self) -> pd.DataFrame:
+        """The sweeps that recorded themselves (`geodiag sweep` runs as one record of kind `sweep`: its process,
+        status and plan in `config`), newest first; their cells are runs."""
+        every = self._records()
+        return every[every["kind"] == SWEEP_KIND].reset_index(drop=True)
+
+    def _records(self) -> pd.DataFrame:
         with self._open() as (con, has_db):
             db = con.execute("SELECT * FROM runs").df() if has_db and _has_table(con, "runs") else None
         rows = {} if db is None else {r["run_id"]: r for r in db.to_dict("records")}

@@ -4,6 +4,7 @@ every diagnostic, so adding a metric never changes the schema (TensorBoard/MLflo
 SCHEMA_VERSION = 1
 DEFAULT_STORE = "runs/geodiag.duckdb"
 
+SWEEP_KIND = "sweep"  # a sweep's own record in `runs` (its cells are train runs naming it in config.sweep)
 RUN_STATUSES = ("running", "finished", "failed", "interrupted", "cancelled")
 
 DDL = [
@@ -11,7 +12,7 @@ DDL = [
     """CREATE TABLE IF NOT EXISTS runs (
         run_id VARCHAR PRIMARY KEY,
         name VARCHAR,
-        kind VARCHAR,              -- train | analysis | import
+        kind VARCHAR,              -- train | analysis | import | sweep
         method VARCHAR,
         model VARCHAR,
         task VARCHAR,

@@ -97,10 +97,12 @@ class Writer:
         ingest(self.path, timeout_s=LOCK_TIMEOUT_S if status in TERMINAL else 0.0)
 
     @contextlib.contextmanager
-    def finishing(self, run_id: str, *, keep: Callable[[], None] | None = None) -> Iterator[None]:
-        """The run ends finished when the block does, and failed (an error), or cancelled (Ctrl-C, SIGTERM, or an
-        error whose `run_status` says so) with the reason when it raises, after `keep()` has saved what was
-        recorded so far: every kind of run keeps its status the same way."""
+    def finishing(self, run_id: str, *, keep: Callable[[], None] | None = None,
+                  ending: Callable[[], tuple[str, str | None]] | None = None) -> Iterator[None]:
+        """The run ends finished when the block does (or as `ending()` says: status and message), and failed (an
+        error), or cancelled (Ctrl-C, SIGTERM, or an error whose `run_status` says so) with the reason when it
+        raises, after `keep()` has saved what was recorded so far: every kind of run keeps its status the same
+        way."""
         try:
             yield
         except BaseException as e:
@@ -112,7 +114,7 @@ class Writer:
             finally:
                 self.set_status(run_id, status, (str(e) if plain else f"{type(e).__name__}: {e}") or type(e).__name__)
             raise
-        self.set_status(run_id, "finished")
+        self.set_status(run_id, *(ending() if ending else ("finished", None)))
 
     def rename_run(self, run_id: str, name: str) -> None:
         if not name.strip():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from geodiag.allocation import ModuleShape, Vectors
@@ -80,10 +81,12 @@ def targets(spec: SweepSpec) -> list[str]:
     return list(spec.train.get("target_modules") or MethodConfig().target_modules)
 
 
-def resolve(spec: SweepSpec, *, run_analyses: bool = True, progress: bool = True, check_only: bool = False
-            ) -> Resolved:
+def resolve(spec: SweepSpec, *, run_analyses: bool = True, progress: bool = True, check_only: bool = False,
+            plan_only: bool = False, started: Callable[[], None] | None = None) -> Resolved:
     """Shapes, shared analyses (run now unless `run_analyses` is off: then they must exist) and sizes.
-    `check_only`: the model and the budget of the methods that need no analysis, nothing else."""
+    `check_only`: the model and the budget of the methods that need no analysis, nothing else. `plan_only`: the
+    analyses there are, nothing run. `started()` is called once the checks have passed, before anything is run or
+    written."""
     check_data(spec)
     shapes = model_shapes(spec)
     needed = sorted({analysis_of(v.method) for v in spec.variants
@@ -92,6 +95,11 @@ def resolve(spec: SweepSpec, *, run_analyses: bool = True, progress: bool = True
         check_budget(spec, shapes, {v.label for v in spec.variants if not analysis_of(v.method)})
     if check_only:
         return Resolved(spec, shapes, {}, {})
+    if plan_only:  # what can be sized without running anything: an analysis not run yet leaves its labels unsized
+        analyses = {kind: found for kind in needed if (found := _finished_analysis(spec, kind))}
+        return Resolved(spec, shapes, analyses, size_all(spec, shapes, analyses) if spec.budget else {})
+    if started:
+        started()
     analyses = {kind: shared_analysis(spec, kind, run=run_analyses, progress=progress) for kind in needed}
     sizes = size_all(spec, shapes, analyses) if spec.budget else {}
     return Resolved(spec, shapes, analyses, sizes)
@@ -149,12 +157,14 @@ def check_budget(spec: SweepSpec, shapes: tuple[ModuleShape, ...], labels: set[s
 
 
 def size_all(spec: SweepSpec, shapes: tuple[ModuleShape, ...], analyses: dict[str, str]) -> dict[str, Sized]:
-    reader = Reader(spec.store)
+    """Every label sized; an allocation-driven label only when its analysis is among `analyses` (or its own)."""
     vectors = {}
     for v in (v for v in spec.variants if analysis_of(v.method)):
-        run_id = v.options.get("from_analysis") or analyses[analysis_of(v.method)]
-        vectors[v.label] = stored_analysis(reader, run_id).vectors
-    return check_budget(spec, shapes, {v.label for v in spec.variants}, vectors)
+        run_id = v.options.get("from_analysis") or analyses.get(analysis_of(v.method))
+        if run_id:
+            vectors[v.label] = stored_analysis(Reader(spec.store), run_id).vectors
+    return check_budget(spec, shapes, {v.label for v in spec.variants if not analysis_of(v.method) or v.label in
+                                       vectors}, vectors)
 
 
 def shared_analysis(spec: SweepSpec, kind: str, *, run: bool, progress: bool) -> str:

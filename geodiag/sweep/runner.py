@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from tqdm.auto import tqdm
 from geodiag.errors import GeodiagError
 from geodiag.store import Reader, Writer
 from geodiag.sweep.plan import Resolved
+from geodiag.sweep.record import folder_of
 from geodiag.sweep.spec import SELECT, Cell
 
 
@@ -65,11 +67,13 @@ def todo(resolved: Resolved, cells: list[Cell]) -> tuple[list[Cell], list[Cell]]
     return run, skip
 
 
-def run_cells(resolved: Resolved, cells: list[Cell], *, workers: int = 1, progress: bool = True) -> Outcome:
+def run_cells(resolved: Resolved, cells: list[Cell], *, workers: int = 1, progress: bool = True,
+              tick: Callable[[], None] | None = None) -> Outcome:
     """Run the cells not already done, `workers` processes at a time. A final cell whose rate its label's selection
     chooses waits until that label has no selection cell left to run, then goes to the front of the queue: labels
     finish one after another, so a long sweep stopped midway leaves whole labels rather than a selection phase for
-    every label, and the workers never idle while a later label still has cells."""
+    every label, and the workers never idle while a later label still has cells. `tick()` runs every 0.2 s (the
+    sweep's record beats)."""
     folder, outcome = sweep_folder(resolved), Outcome()
     pending, skipped = todo(resolved, [c for c in cells if not c.chosen_later])
     waiting = [c for c in cells if c.chosen_later]
@@ -85,6 +89,8 @@ def run_cells(resolved: Resolved, cells: list[Cell], *, workers: int = 1, progre
                 live[start(resolved, cell, folder, threads=threads_per_worker(workers))] = cell
                 bar.set_postfix_str(", ".join(name(c) for c in live.values()))
             time.sleep(0.2)
+            if tick:
+                tick()
             for proc in [p for p in live if p.poll() is not None]:
                 _collect(proc, live.pop(proc), folder, outcome, bar)
     except BaseException:  # Ctrl-C or SIGTERM: stop the cells (their runs end as cancelled), then stop
@@ -146,7 +152,7 @@ def threads_per_worker(workers: int) -> int:
 
 def sweep_folder(resolved: Resolved) -> Path:
     """<store folder>/sweeps/<id>/: each cell's config and log."""
-    folder = Path(resolved.spec.store).resolve().parent / "sweeps" / resolved.spec.id
+    folder = folder_of(resolved.spec)
     (folder / "cells").mkdir(parents=True, exist_ok=True)
     (folder / "logs").mkdir(exist_ok=True)
     return folder

@@ -33,11 +33,12 @@ from geodiag.config import TrainConfig, read_mapping
 from geodiag.errors import GeodiagError
 from geodiag.methods import METHODS, analysis_of, get_method
 from geodiag.options import schema
+from geodiag.sweep.options import SweepOptions
 
 # labels that are a method with an option set
 ALIASES = {"pissa": ("lora", {"init_lora_weights": "pissa"}), "olora": ("lora", {"init_lora_weights": "olora"})}
 PER_CELL = ("method", "seed", "run_name", "sweep", "label", "budget", "allocation")  # a sweep sets these itself
-SWEEP_KEYS = ("name", "methods", "seeds", "budget", "workers", "lr_grid", "select_seeds")
+SWEEP_KEYS = tuple(s.name for s in schema(SweepOptions))  # the sweep's own options, the rest are train options
 SELECT, FINAL = "select", "final"  # a cell's phase under learning-rate selection
 TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
 

@@ -10,31 +10,42 @@ import streamlit as st
 
 from geodiag.options import OptionSpec, split_list
 
+PREFILL = "prefill"  # session key: widget key -> the value another page wants a form to start from
+
+
+def initial(key: str, default: Any) -> Any:
+    """What a widget starts from: another page's prefill for its key (the allocation lab's "Train this
+    allocation"), else `default`."""
+    return st.session_state.get(PREFILL, {}).get(key, default)
+
 
 def widget(spec: OptionSpec, key: str, *, choices: Sequence | None = None, default: Any = None) -> Any:
     """One input for a config field; `choices` and `default` override the field's (e.g. the registered
-    methods, or a method's own target modules). A value already in the session under `key` (another page's
-    prefill, e.g. the allocation lab's "Train this allocation") wins over the default."""
+    methods, or a method's own target modules).
+
+    Every run passes the widget the same starting value (its prefill or default), and nothing writes widget keys
+    through the Session State API. A widget given its default only on its first run registers the type's own
+    default (the first option) on later runs, and a rerun that reaches the server without the widget's value (the
+    browser still redrawing an interrupted run, on a busy machine) then returned that first option: the Launch page
+    started AdaLoRA, first of the registered methods, instead of the chosen method."""
     label = spec.name.replace("_", " ")
-    value = spec.default if default is None else default
+    value = initial(key, spec.default if default is None else default)
     options = list(choices if choices is not None else spec.choices or [])
     kw = {"key": key, "help": spec.help}
-    preset = key in st.session_state  # Streamlit warns when a widget gets both a value and a session value
+    if options and spec.type == "list":  # several of a closed set, e.g. a sweep's methods
+        return st.multiselect(label, options, default=[v for v in value or [] if v in options], **kw)
     if options:
-        index = options.index(value) if value in options else 0
-        return st.selectbox(label, options, **({} if preset else {"index": index}), **kw,
+        return st.selectbox(label, options, index=options.index(value) if value in options else 0, **kw,
                             format_func=lambda v: "(none)" if v is None else str(v))
     if spec.type == "bool":
-        return st.checkbox(label, **({} if preset else {"value": bool(value)}), **kw)
+        return st.checkbox(label, value=bool(value), **kw)
     if spec.type == "int":
-        return st.number_input(label, **({} if preset else {"value": int(value)}), step=1, **kw)
+        return st.number_input(label, value=int(value), step=1, **kw)
     if spec.type == "float":
-        return st.number_input(label, **({} if preset else {"value": float(value)}), format="%g", **kw)
+        return st.number_input(label, value=float(value), format="%g", **kw)
     if spec.type == "list":
-        shown = ",".join(map(str, value or []))
-        return split_list(st.text_input(label, **({} if preset else {"value": shown}), **kw))
-    text = st.text_input(label, **({} if preset else {"value": "" if value is None else str(value)}), **kw)
-    return text or None
+        return split_list(st.text_input(label, value=",".join(map(str, value or [])), **kw))
+    return st.text_input(label, value="" if value is None else str(value), **kw) or None
 
 
 def grid(specs: Sequence[OptionSpec], key: str, *, columns: int = 4, choices: dict | None = None,

@@ -1,14 +1,16 @@
-"""Start and cancel geodiag runs from the dashboard, safely.
+"""Start and cancel geodiag runs and sweeps from the dashboard, safely.
 
-A run is always `python -m geodiag train|analyze ...` given as an argument list (never a shell string),
+A run is always `python -m geodiag train|analyze|sweep ...` given as an argument list (never a shell string),
 started in its own session (process group) so that closing the browser or restarting Streamlit neither
 kills nor orphans it; the trainer records its PID in the store, which is how the page finds running runs
 again and how Cancel reaches them. Cancel sends SIGTERM to that process group after checking that the PID
-still belongs to a geodiag process; the trainer then ends the run as `cancelled`, keeping its data.
+still belongs to a geodiag process; the trainer then ends the run as `cancelled`, keeping its data. A sweep
+gets SIGTERM on its own process, whoever started it: it stops its cells (each ends `cancelled`) and then itself.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -20,6 +22,8 @@ from pathlib import Path
 import pandas as pd
 
 from geodiag.errors import GeodiagError
+
+COMMANDS = ("train", "analyze", "sweep")
 
 
 @dataclass(frozen=True)
@@ -35,17 +39,17 @@ def flag(name: str) -> str:
 
 
 def command(kind: str, values: dict, *, analysis: str | None = None) -> list[str]:
-    """The argument list for `geodiag train` (kind "train") or `geodiag analyze gid|id` (kind "analyze").
-    Booleans become `--x` or `--no-x`; None and empty values are left out."""
-    if kind not in ("train", "analyze"):
-        raise GeodiagError(f"Can only launch train or analyze, not {kind!r}.")
+    """The argument list for `geodiag train` (kind "train"), `geodiag analyze gid|id` (kind "analyze") or
+    `geodiag sweep` (kind "sweep"). Booleans become `--x` or `--no-x`; None and empty values are left out."""
+    if kind not in COMMANDS:
+        raise GeodiagError(f"Can only launch {', '.join(COMMANDS)}, not {kind!r}.")
     args = [sys.executable, "-m", "geodiag", kind]
     if kind == "analyze":
         if analysis not in ("gid", "id"):
             raise GeodiagError("Choose the analysis to run: gid or id.")
         args.append(analysis)
     for name, value in values.items():
-        if value is None or value == "":
+        if value is None or value == "" or value == []:
             continue
         if isinstance(value, bool):
             args.append(flag(name) if value else "--no-" + flag(name)[2:])
@@ -58,8 +62,8 @@ def command(kind: str, values: dict, *, analysis: str | None = None) -> list[str
 
 def spawn(args: list[str], log_dir: str | Path) -> Launched:
     """Start a geodiag command in its own process group; stdout and stderr go to a log file."""
-    if args[:3] != [sys.executable, "-m", "geodiag"] or args[3] not in ("train", "analyze"):
-        raise GeodiagError("Only the geodiag trainer and analyses can be launched from the dashboard.")
+    if args[:3] != [sys.executable, "-m", "geodiag"] or args[3] not in COMMANDS:
+        raise GeodiagError("Only the geodiag trainer, analyses and sweeps can be launched from the dashboard.")
     folder = Path(log_dir)
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / f"launch-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}.log"
@@ -82,19 +86,45 @@ def reap() -> None:
         proc.poll()
 
 
-def cancel(pid: int | None) -> None:
-    """SIGTERM to the run's process group, after checking that the PID is still a geodiag process."""
+def cancel(pid: int | None, *, group: bool = True) -> None:
+    """SIGTERM to the run's process group (`group`) or to the process alone (a sweep, which stops its own cells),
+    after checking that the PID is still a geodiag process."""
     if not pid:
         raise GeodiagError("This run has no recorded process id, so it cannot be cancelled from here.")
     pid = int(pid)
     if not _is_geodiag(pid):
         raise GeodiagError(f"Process {pid} is no longer a geodiag run (it ended); reload the page.")
     try:
-        os.killpg(os.getpgid(pid), signal.SIGTERM)
+        os.killpg(os.getpgid(pid), signal.SIGTERM) if group else os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         raise GeodiagError(f"Process {pid} has already ended; reload the page.") from None
     except PermissionError:
         raise GeodiagError(f"Not allowed to stop process {pid}: it belongs to another user.") from None
+
+
+def plan(args: list[str], timeout_s: float = 600) -> dict:
+    """`geodiag sweep ... --plan --json` for a sweep's argument list (from `command("sweep", ...)`): its cells,
+    sizes and estimated time, or the command's own one-sentence refusal as a GeodiagError."""
+    if args[:4] != [sys.executable, "-m", "geodiag", "sweep"]:
+        raise GeodiagError("Only a geodiag sweep has a plan.")
+    try:
+        done = subprocess.run([*args, "--plan", "--json"], capture_output=True, text=True, timeout=timeout_s,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise GeodiagError(f"Planning the sweep took longer than {timeout_s:.0f} s; try again.") from None
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+        raise GeodiagError(lines[-1].removeprefix("geodiag: error: "))
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def resume(config: dict, log_dir: str | Path) -> Launched:
+    """Rerun a recorded sweep from its spec file (finished cells are skipped)."""
+    args = config.get("resume")
+    if not args or args[0] != "sweep" or not Path(args[1]).is_file():
+        raise GeodiagError("This sweep cannot be resumed from here: its spec file is gone; rerun `geodiag sweep` "
+                           "with its options.")
+    return spawn([sys.executable, "-m", "geodiag", *args, "--no-progress"], log_dir)
 
 
 def _is_geodiag(pid: int) -> bool:

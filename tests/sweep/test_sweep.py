@@ -7,10 +7,12 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import yaml
 from helpers import geodiag
 
+from geodiag.lab.progress import progress_of
 from geodiag.store import Reader
 
 FAST = ["--model", "tiny", "--steps", "3", "--eval-size", "2", "--dev-size", "4", "--max-new-tokens", "2",
@@ -50,6 +52,13 @@ def test_a_sweep_writes_every_cell_once_and_a_rerun_adds_none(tmp_path):
     assert again.returncode == 0 and again.stdout.split()[0] == sweep_id
     assert "0 run now, 4 already done" in again.stderr
     assert len(listed(store)) == 4 and len(Reader(store).runs()) == 5
+    # the sweep recorded itself once (the rerun replaced its record), apart from the runs, with its plan
+    record = Reader(store).sweeps()
+    assert list(record["run_id"]) == [sweep_id] and list(record["status"]) == ["finished"]
+    config = json.loads(record["config"].iloc[0])
+    assert config["plan"] == {"select": 0, "final": 4, "steps": 4 * 3} and config["workers"] == 2
+    progress = progress_of(Reader(store), record.iloc[0].to_dict())
+    assert (progress.finished, progress.queued, progress.failed, progress.steps_done) == (4, 0, 0, 12)
 
 
 def test_a_killed_cell_is_retried(tmp_path):
@@ -72,6 +81,8 @@ def test_a_killed_cell_is_retried(tmp_path):
     out, err = sweep.communicate(timeout=300)
     assert sweep.returncode == 1 and "lora s0 failed" in err
     assert Reader(store).run(victim["run_id"])["status"] == "interrupted"
+    record = Reader(store).sweeps().iloc[0]
+    assert record["status"] == "failed" and record["message"].startswith("1 cell(s) failed: lora s0")
 
     spec.write_text(spec.read_text().replace("3000", "3"))  # the same cell, now quick: a different sweep id...
     data = yaml.safe_load(spec.read_text())
@@ -83,6 +94,58 @@ def test_a_killed_cell_is_retried(tmp_path):
     runs = listed(store)
     assert sorted(r["method"] for r in runs) == ["dora", "lora"] and {r["status"] for r in runs} == {"finished"}
     assert victim["run_id"] not in {r["run_id"] for r in runs}  # the interrupted run was replaced
+    assert list(Reader(store).sweeps()["status"]) == ["finished"]
+
+
+def test_cancel_stops_every_cell_of_a_sweep_and_resume_reruns_the_rest(tmp_path):
+    """SIGTERM to the sweep's process (the Launch page's Cancel): the running cell ends cancelled with its data, the
+    queued one never starts, the record says cancelled and how to resume; Resume reruns from the record's own spec
+    file, skipping what finished."""
+    from geodiag.ui import launch
+
+    store = str(tmp_path / "s.duckdb")
+    slow = ["--methods", "lora,dora", "--seeds", "0", "--name", "slow", "--store", store, *FAST[:2], *FAST[4:],
+            "--steps", "3000"]
+    sweep = subprocess.Popen([sys.executable, "-m", "geodiag", "sweep", *slow],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait = time.time() + 120
+        while time.time() < wait:
+            time.sleep(0.5)
+            runs = Reader(store).runs() if os.path.exists(store) else None
+            if runs is not None and len(runs) and Reader(store).metrics(list(runs["run_id"]), ("loss/lm",)).shape[0]:
+                break
+        launch.cancel(int(Reader(store).sweeps()["pid"].iloc[0]), group=False)
+        sweep.communicate(timeout=120)
+    finally:
+        sweep.kill()
+    assert sweep.returncode == 130
+    runs, record = Reader(store).runs(), Reader(store).sweeps().iloc[0]
+    assert list(runs["status"]) == ["cancelled"] and list(runs["label"]) == ["lora"]  # dora never started
+    assert record["status"] == "cancelled" and "Resume it" in record["message"]
+    progress = progress_of(Reader(store), record.to_dict())
+    assert (progress.failed, progress.queued, progress.finished) == (1, 1, 0)
+
+    config = json.loads(record["config"])
+    spec_file = Path(config["spec_file"])
+    spec = json.loads(spec_file.read_text())
+    assert spec["name"] == "slow" and spec["steps"] == 3000
+    spec_file.write_text(json.dumps({**spec, "steps": 3}))  # quicker now, the same sweep (it is named)
+    job = launch.resume(config, tmp_path / "logs")
+    assert subprocess.Popen.wait(launch._CHILDREN[job.pid], timeout=240) == 0
+    runs = Reader(store).runs()
+    assert sorted(runs["label"]) == ["dora", "lora"] and set(runs["status"]) == {"finished"}
+    assert list(Reader(store).sweeps()["status"]) == ["finished"]
+
+
+def test_a_second_process_driving_a_running_sweep_is_refused(tmp_path):
+    from geodiag.store import Writer
+
+    store = str(tmp_path / "s.duckdb")
+    Writer(store).create_run(run_id="busy", name="busy", kind="sweep", config={})  # alive: this process
+    out = geodiag("sweep", "--methods", "lora", "--name", "busy", "--store", store, *FAST)
+    assert out.returncode == 2 and f"Sweep busy is already running (process {os.getpid()})" in out.stderr
+    assert Reader(store).runs().empty
 
 
 def test_bad_sweeps_are_one_sentence_and_write_nothing(tmp_path):

@@ -280,3 +280,47 @@ def test_the_train_form_prefills_the_rate_the_store_selected_else_the_methods_ow
     assert build_parser().parse_args(started[0][3:]).lr == 3e-3
     at.text_input(key="l-model").input("tiny").run()  # another model: the store chose nothing for it
     assert at.number_input(key="l-lr-lora-tiny").value == 1e-3
+
+
+def test_the_sweep_form_plans_with_the_cli_and_starts_what_it_planned(dashboard_store, tmp_path, monkeypatch):
+    """Sweep mode: a widget for every option of the sweep's schema; Plan runs `geodiag sweep --plan --json` and
+    shows cells per phase, sizes and the time; Start spawns exactly the planned argument list, which the CLI parses
+    back to the form's values; a refusal is the CLI's own sentence and offers no Start."""
+    from geodiag.cli import build_parser
+    from geodiag.options import schema
+    from geodiag.sweep.options import SweepOptions
+    from geodiag.ui import launch
+
+    started = []
+    monkeypatch.setattr(launch, "spawn", lambda args, log_dir: started.append(args) or launch.Launched(
+        1, args, str(tmp_path / "log"), 0.0))
+    monkeypatch.setattr(launch, "finished", lambda pid: 0)
+    store = tmp_path / "s.duckdb"
+    shutil.copyfile(dashboard_store["store"], store)
+    at = run_app(store, "launch.py", prefill={"l-kind": "Sweep"})
+    assert at.multiselect(key="s-methods").value == ["lora", "ralora", "manifold"]
+    assert "pissa" in at.multiselect(key="s-methods").options  # the aliases too
+    for spec in schema(SweepOptions):
+        if spec.group == "basic" and spec.name != "methods":
+            assert at.text_input(key=f"s-{spec.name}") if spec.type != "int" else at.number_input(
+                key=f"s-{spec.name}")
+    at.multiselect(key="s-methods").set_value(["lora", "pissa"])
+    at.text_input(key="s-model").input("tiny")
+    at.text_input(key="s-seeds").input("0,1")
+    at.text_input(key="s-budget").input("lora-r=4")
+    at.number_input(key="s-steps").set_value(5).run()
+    assert not [b for b in at.button if b.label == "Start the sweep"]  # not before a plan
+    next(b for b in at.button if b.label == "Plan the sweep").click().run(timeout=300)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert [m.value for m in at.metric][:2] == ["4", "0 / 4"]  # 2 methods x 2 seeds, no selection phase
+    assert any("finished runs on tiny" in c.value for c in at.caption)
+    next(b for b in at.button if b.label == "Start the sweep").click().run()
+    assert len(started) == 1 and started[0][3] == "sweep"
+    parsed = build_parser().parse_args(started[0][3:])
+    assert (parsed.methods, parsed.seeds, parsed.budget, parsed.model, parsed.steps, parsed.store) == (
+        "lora,pissa", "0,1", "lora-r=4", "tiny", 5, str(store))
+
+    at.text_input(key="s-budget").input("lora-r=100000").run()
+    next(b for b in at.button if b.label == "Plan the sweep").click().run(timeout=300)
+    assert [e.value for e in at.error][0].startswith("No method can meet --budget lora-r=100000")
+    assert not [b for b in at.button if b.label == "Start the sweep"] and len(started) == 1

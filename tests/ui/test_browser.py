@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import stop_processes_under
 
 from geodiag.store import Reader
 from geodiag.ui import PAGES as PAGE_SPECS
@@ -68,6 +69,7 @@ def server(dashboard_store, tmp_path_factory):
     proc, url = start_dashboard(store, tmp)
     yield {"url": url, "store": store, "tmp": tmp}
     stop(proc)
+    stop_processes_under(tmp)  # what the dashboard launched runs in its own session: stopped here whatever happened
 
 
 @pytest.fixture(scope="module")
@@ -195,3 +197,69 @@ def test_export_a_figure_from_the_browser(server, browser):
 
     assert ET.parse(svg).getroot().tag.endswith("svg")
     assert (out / f"{stem}.csv").stat().st_size > 0 and (out / f"{stem}.png").stat().st_size > 0
+
+
+def fill(form, role: str, label: str, value: str) -> None:
+    box = form.get_by_role(role, name=label, exact=True)
+    box.fill(value)
+    box.press("Enter")
+
+
+def test_a_sweep_from_the_form_runs_to_its_results_and_appendix(server, browser):
+    """A 2-method x 2-seed sweep on the tiny model, as a user starts it: Sweep mode, Plan, Start; it shows as one
+    item while it runs and ends finished in the store; the Runs page lists it and opens its Results, which hand
+    over the appendix as a zip."""
+    import zipfile
+
+    data = server["tmp"] / "sweep.jsonl"
+    data.write_text("\n".join(json.dumps({"prompt": f"{a}+{a}=", "response": str(2 * a)}) for a in range(40)))
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    page.goto(f"{server['url']}/launch")
+    page.get_by_text("Sweep", exact=True).first.click(timeout=90_000)
+    page.wait_for_selector("button:has-text('Plan the sweep')", timeout=90_000)
+    form = page.locator("[data-testid='stMain']")
+    for chip in ("ralora", "manifold"):  # the form's default methods are lora, ralora and manifold: keep lora, add dora
+        form.get_by_role("button", name=f"Remove {chip}").click()
+    form.get_by_role("combobox", name="methods").click()  # pick from the list: typing and Enter can race its filter
+    page.get_by_role("option", name="dora", exact=True).click()
+    page.keyboard.press("Escape")
+    form.get_by_text("Advanced options").click()
+    for role, label, value in (("textbox", "model", "tiny"), ("textbox", "dataset", str(data)),
+                               ("textbox", "seeds", "0,1"), ("spinbutton", "steps", "4"),
+                               ("spinbutton", "batch size", "4"), ("spinbutton", "grad accum", "1"),
+                               ("spinbutton", "eval size", "4"), ("spinbutton", "dev size", "0"),
+                               ("spinbutton", "record every", "2"), ("spinbutton", "workers", "2")):
+        fill(form, role, label, value)
+    page.wait_for_timeout(500)
+    page.get_by_role("button", name="Plan the sweep").click()
+    page.get_by_role("button", name="Start the sweep").click(timeout=180_000)
+    page.get_by_text(re.compile(r"queued · \d running · \d finished")).first.wait_for(timeout=120_000)
+
+    def record():
+        sweeps = Reader(server["store"]).sweeps()
+        return None if sweeps.empty else sweeps.iloc[0]
+
+    deadline = time.monotonic() + 600
+    while (record() is None or record()["status"] == "running") and time.monotonic() < deadline:
+        time.sleep(1)
+    sweep = record()
+    assert sweep["status"] == "finished", sweep["message"]
+    runs = Reader(server["store"]).runs()
+    cells = runs[runs["sweep"] == sweep["run_id"]]
+    assert sorted(zip(cells["method"], cells["seed"], strict=True)) == [("dora", 0), ("dora", 1), ("lora", 0),
+                                                                          ("lora", 1)]
+    assert set(cells["status"]) == {"finished"} and set(cells["model"]) == {"tiny"}
+
+    page.goto(f"{server['url']}/")
+    page.get_by_role("heading", name="Sweeps").wait_for(timeout=90_000)
+    page.get_by_role("button", name="Open its Results").click()
+    page.get_by_text("Appendix for a paper").click(timeout=90_000)
+    page.get_by_role("button", name="Prepare the appendix").click(timeout=90_000)
+    with page.expect_download(timeout=300_000) as download:
+        page.get_by_role("button", name="Download the appendix (zip)").click(timeout=300_000)
+    path = server["tmp"] / "appendix.zip"
+    download.value.save_as(path)
+    names = zipfile.ZipFile(path).namelist()
+    assert {"results.tex", "results.csv", "README.md", "appendix.pdf"} <= {n.rsplit("/", 1)[-1] for n in names}
+    index = zipfile.ZipFile(path).read(next(n for n in names if n.endswith("README.md"))).decode()
+    assert sweep["run_id"] in index  # the appendix of this sweep
