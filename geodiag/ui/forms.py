@@ -24,10 +24,10 @@ def widget(spec: OptionSpec, key: str, *, choices: Sequence | None = None, defau
     methods, or a method's own target modules).
 
     Every run passes the widget the same starting value (its prefill or default), and nothing writes widget keys
-    through the Session State API. A widget given its default only on its first run registers the type's own
-    default (the first option) on later runs, and a rerun that reaches the server without the widget's value (the
-    browser still redrawing an interrupted run, on a busy machine) then returned that first option: the Launch page
-    started AdaLoRA, first of the registered methods, instead of the chosen method."""
+    through the Session State API. (Given its default only on its first run, a widget registered the type's own
+    default, the first option, on every later run: any rerun whose widget states lacked the widget's value, e.g. one
+    interrupted on a busy machine, would have returned that first option, and AdaLoRA is the first registered
+    method.)"""
     label = spec.name.replace("_", " ")
     value = initial(key, spec.default if default is None else default)
     options = list(choices if choices is not None else spec.choices or [])
