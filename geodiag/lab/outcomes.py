@@ -9,7 +9,7 @@ import pandas as pd
 
 from geodiag import names as n
 from geodiag.errors import GeodiagError
-from geodiag.lab.selection import final_runs, sweep_table
+from geodiag.lab.selection import cell_table, final_runs
 from geodiag.store import Reader, parsed_config
 
 SUMMARIES = {  # column -> what it is, for the geometry vs outcome panel
@@ -72,14 +72,19 @@ def outcomes(reader: Reader, run_ids: list[str]) -> pd.DataFrame:
         return pd.DataFrame(columns=COLUMNS)
     m = reader.metrics(list(run_ids), (*READ, *allocation_ranks(reader, run_ids)))
     analysis_gids = _sweep_gids(reader, runs, run_ids)
-    final = _final(reader, {s for s in runs.loc[run_ids, "sweep"] if s})
+    final = _final(reader, runs, {s for s in runs.loc[run_ids, "sweep"] if s})
     rows = [_row(rid, runs.loc[rid], m[m["run_id"] == rid], analysis_gids, final) for rid in run_ids]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _final(reader: Reader, sweeps: set[str]) -> set[str]:
-    """The runs each sweep compares: per label, those at its chosen learning rate (all of them without a grid)."""
-    return {rid for sweep in sweeps for _, ids in final_runs(sweep_table(reader, sweep)).values() for rid in ids}
+def _final(reader: Reader, runs: pd.DataFrame, sweeps: set[str]) -> set[str]:
+    """The runs each sweep compares: per label, those at its chosen learning rate (all of them without a grid).
+    One table for every sweep (one metrics query), however many sweeps the runs come from."""
+    if not sweeps:
+        return set()
+    table = cell_table(reader, runs[(runs["kind"] == "train") & runs["sweep"].isin(sweeps)].reset_index())
+    return {rid for _, mine in table.groupby("sweep", sort=False) for _, ids in final_runs(mine).values()
+            for rid in ids}
 
 
 def _row(rid: str, run: pd.Series, m: pd.DataFrame, analysis_gids: dict[str, dict[str, float]],

@@ -31,7 +31,12 @@ def sweep_table(reader: Reader, sweep_id: str) -> pd.DataFrame:
         runs = reader.runs()
     except GeodiagError:
         return pd.DataFrame(columns=COLUMNS)
-    runs = runs[(runs["kind"] == "train") & (runs["sweep"] == sweep_id)].copy()
+    return cell_table(reader, runs[(runs["kind"] == "train") & (runs["sweep"] == sweep_id)])
+
+
+def cell_table(reader: Reader, runs: pd.DataFrame) -> pd.DataFrame:
+    """`sweep_table`'s rows for any training runs (several sweeps at once: one metrics query), with `sweep`."""
+    runs = runs.copy()
     selection = [parsed_config(c).get("selection") or {} for c in runs["config"]]
     runs["phase"] = [s.get("phase", "final") for s in selection]
     runs["grid"] = [tuple(s.get("grid") or ()) for s in selection]
@@ -42,7 +47,7 @@ def sweep_table(reader: Reader, sweep_id: str) -> pd.DataFrame:
     last = m.sort_values("step").groupby(["run_id", "name"])["value"].last().unstack()
     for col, name in (("dev_accuracy", n.DEV_ACCURACY), ("dev_loss", n.DEV_LOSS)):
         runs[col] = runs["run_id"].map(last.get(name, {})).astype(float)
-    return runs[COLUMNS].reset_index(drop=True)
+    return runs[[*COLUMNS, "sweep"]].reset_index(drop=True)
 
 
 def choose(table: pd.DataFrame, label: str, grid: tuple[float, ...], seeds: tuple[int, ...]) -> Choice:
@@ -66,11 +71,13 @@ def choose(table: pd.DataFrame, label: str, grid: tuple[float, ...], seeds: tupl
     return Choice(float(ranked.sort_values(["neg", "loss", "lr"]).iloc[0]["lr"]), "", frame)
 
 
-def final_runs(table: pd.DataFrame) -> dict[str, tuple[float | None, list[str]]]:
+def final_runs(table: pd.DataFrame, labels: set[str] | None = None) -> dict[str, tuple[float | None, list[str]]]:
     """label -> (its rate, its finished final runs), in the order the sweep ran its labels: with a grid, the runs
     at the chosen rate on every seed (the selection run at that rate included); without one, every finished run of
-    the label."""
+    the label. `labels`: only these."""
     out = {}
+    if labels is not None:
+        table = table[table["label"].isin(labels)]
     for label, mine in table.iloc[::-1].groupby("label", sort=False):  # oldest first: the sweep's own order
         mine = mine.iloc[::-1]  # newest first again, as choose() and the cells expect
         grids = [g for g in mine["grid"] if g]
@@ -92,11 +99,15 @@ def selected_rates(reader: Reader, model: str) -> dict[str, float]:
         runs = reader.runs()
     except GeodiagError:
         return {}
-    runs = runs[(runs["kind"] == "train") & (runs["model"] == model) & (runs["label"] == runs["method"])]
-    picked = [s for s, c in zip(runs["sweep"], runs["config"], strict=True) if s and parsed_config(c).get("selection")]
+    mine = runs[(runs["kind"] == "train") & (runs["model"] == model) & (runs["label"] == runs["method"])]
+    picked = {s for s, c in zip(mine["sweep"], mine["config"], strict=True) if s and parsed_config(c).get("selection")}
+    if not picked:
+        return {}
+    table = cell_table(reader, runs[(runs["kind"] == "train") & runs["sweep"].isin(picked)])  # one query
     out: dict[str, float] = {}
-    for sweep in dict.fromkeys(picked):  # newest first
-        for label, (lr, ids) in final_runs(sweep_table(reader, sweep)).items():
-            if lr and ids and label not in out:
+    for sweep, cells in table.groupby("sweep", sort=False):  # newest first; a label's newest choice wins
+        wanted = set(mine["label"]) - set(out)
+        for label, (lr, ids) in final_runs(cells, wanted).items():
+            if lr and ids:
                 out[label] = lr
     return out

@@ -54,6 +54,13 @@ class Reader:
         df = with_cell_columns(df)
         return df.sort_values("started_at", ascending=False, na_position="last", ignore_index=True)
 
+    def run_ids(self) -> set[str]:
+        """Every run id (sweep records too), without reading the runs' rows: what an id check needs."""
+        with self._open() as (con, has_db):
+            ids = {r[0] for r in con.execute("SELECT run_id FROM runs").fetchall()} if has_db and _has_table(
+                con, "runs") else set()
+        return ids | {f.parent.name for f in spool.spool_root(self.path).glob("*/run.json")}
+
     def run(self, run_id: str) -> dict:
         """One run as a dict with its config parsed; an unknown id is a StoreError."""
         runs = self.runs()
@@ -77,10 +84,9 @@ class Reader:
                 scalars: bool = False) -> pd.DataFrame:
         """Several metrics of several runs in one tidy frame: run_id, name, then the metric() columns.
         `scalars=True` adds every run-level scalar (no module, no index), whatever its name."""
-        known = set(self.runs()["run_id"])
-        for rid in run_ids:
-            if rid not in known:
-                self.run(rid)  # the StoreError sentence
+        unknown = set(run_ids) - self.run_ids()
+        if unknown:
+            self.run(sorted(unknown)[0])  # the StoreError sentence
         clauses, params = [], []
         if names:
             clauses.append(f"name IN ({', '.join('?' * len(names))})")
