@@ -29,6 +29,9 @@ class FigureSpec:
     # metrics whose names depend on what the runs recorded (every method's allocation): (reader, run ids) -> names
     more: Callable[..., list[str]] | None = None
     caption: str = ""  # what the figure shows, in sentences: under it on its page and in `geodiag report`
+    # a model-scope figure that draws, per group of its metrics, only the first run (in scope order) that recorded
+    # the group: metric name -> group (the atlas: one series per method); only those runs' rows are read
+    first_of: Callable[[str], str] | None = None
 
     def reads(self, reader, run_ids: list[str]) -> tuple[str, ...]:
         return (*self.metrics, *(self.more(reader, run_ids) if self.more else ()))
@@ -76,7 +79,7 @@ FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
     FigureSpec("atlas", "Rank allocation atlas", rank.atlas,
                (n.GATE_EFFECTIVE_RANK, n.ADALORA_RANK, n.GID),
                "geodiag analyze gid and geodiag analyze id (and train runs on the same model)",
-               scope="model", more=allocations),
+               scope="model", more=allocations, first_of=lambda name: (n.allocation_parts(name) or (name,))[0]),
     FigureSpec("subspace", "Subspace angles: ΔW, gradient and probe", rank.subspace, rank.SUBSPACE_METRICS,
                "geodiag train --subspace-k 8"),
     FigureSpec("dora", "DoRA: magnitude and direction change", peers.dora, (n.DORA_MAGNITUDE, n.DORA_DIRECTION),
@@ -124,7 +127,22 @@ def figure_data(reader, name: str, run_ids: list[str]) -> pd.DataFrame:
     if spec.scope == "sweep":
         return outcomes(reader, sweep_run_ids(reader, run_ids[0])) if run_ids else outcomes(reader, [])
     ids = scope_runs(reader.runs(), spec, run_ids)
-    return reader.metrics(ids, spec.reads(reader, ids), scalars=spec.scalars)
+    names = spec.reads(reader, ids)
+    if spec.first_of is None or len(ids) <= 1:
+        return reader.metrics(ids, names, scalars=spec.scalars)
+    return _first_runs(reader, spec.first_of, ids, names)
+
+
+def _first_runs(reader, group: Callable[[str], str], ids: list[str], names: tuple[str, ...]) -> pd.DataFrame:
+    """The rows of each group's first run only (a store of 2,000 runs reads a handful of them): which run recorded
+    which metric comes from one aggregating query, then only the chosen runs' rows are read."""
+    have = reader.names_by_run(ids, names)
+    order = {rid: i for i, rid in enumerate(ids)}
+    have = have.assign(group=have["name"].map(group), order=have["run_id"].map(order)).sort_values("order")
+    first = have.groupby("group")["run_id"].first()  # group -> its first run
+    keep = have[have["run_id"] == have["group"].map(first)]
+    rows = reader.metrics(sorted(set(keep["run_id"]), key=order.get), tuple(dict.fromkeys(keep["name"])))
+    return rows.merge(keep[["run_id", "name"]], on=["run_id", "name"]).reset_index(drop=True)
 
 
 def figure_options(name: str, run: dict | None) -> dict:

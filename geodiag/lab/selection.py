@@ -105,7 +105,7 @@ def selected_rates(reader: Reader, model: str) -> dict[str, float]:
         return {}
     table = cell_table(reader, runs[(runs["kind"] == "train") & runs["sweep"].isin(picked)])  # one query
     out: dict[str, float] = {}
-    for sweep, cells in table.groupby("sweep", sort=False):  # newest first; a label's newest choice wins
+    for _, cells in table.groupby("sweep", sort=False):  # newest first; a label's newest choice wins
         wanted = set(mine["label"]) - set(out)
         for label, (lr, ids) in final_runs(cells, wanted).items():
             if lr and ids:

@@ -22,6 +22,8 @@ from geodiag.store.schema import RUN_COLUMNS, SWEEP_KIND
 
 METRIC_FIELDS = "step, module, layer, module_type, idx, value, wall_time"
 _RETRIES = 5  # a spool file can be folded and deleted between listing and reading it
+_RECORDS: dict[str, tuple[tuple, pd.DataFrame]] = {}  # store -> (its version, its run records)
+_RECORDS_KEPT = 8
 
 
 class Reader:
@@ -41,18 +43,47 @@ class Reader:
         return every[every["kind"] == SWEEP_KIND].reset_index(drop=True)
 
     def _records(self) -> pd.DataFrame:
+        """Every run record, read once per store version (the DuckDB file, its WAL and the spooled run records
+        unchanged: the same rows), with liveness judged now: a process that died changes nothing in the store."""
+        key, version = str(self.path.resolve()), self._version()
+        hit = _RECORDS.get(key)
+        if hit is None or hit[0] != version:
+            hit = _RECORDS[key] = (version, self._read_records())
+            while len(_RECORDS) > _RECORDS_KEPT:
+                _RECORDS.pop(next(iter(_RECORDS)))
+        df = hit[1].copy()
+        for i in df.index[df["status"] == "running"]:
+            rec = spool.with_liveness(_plain({c: df.at[i, c] for c in ("status", "host", "pid", "message",
+                                                                      "heartbeat")}))
+            df.loc[i, ["status", "message"]] = rec["status"], rec.get("message")
+        return df.drop(columns="heartbeat")
+
+    def _read_records(self) -> pd.DataFrame:
         with self._open() as (con, has_db):
             db = con.execute("SELECT * FROM runs").df() if has_db and _has_table(con, "runs") else None
         rows = {} if db is None else {r["run_id"]: r for r in db.to_dict("records")}
-        for rec in spool.run_records(self.path):  # the spool is newer than the table
+        for rec in spool.run_records(self.path, live=False):  # the spool is newer than the table
             rows[rec["run_id"]] = rec
+        columns = [*RUN_COLUMNS, "heartbeat"]
         if not rows:
-            return with_cell_columns(pd.DataFrame(columns=list(RUN_COLUMNS)))
-        df = pd.DataFrame([spool.with_liveness(_plain(r)) for r in rows.values()], columns=list(RUN_COLUMNS))
+            return with_cell_columns(pd.DataFrame(columns=columns))
+        df = pd.DataFrame([_plain(r) for r in rows.values()], columns=columns)
         for col in ("started_at", "ended_at"):
             df[col] = pd.to_datetime(df[col], errors="coerce")
         df = with_cell_columns(df)
         return df.sort_values("started_at", ascending=False, na_position="last", ignore_index=True)
+
+    def _version(self) -> tuple:
+        """What changes whenever a run record does: the DuckDB file and its WAL, and each spooled run record."""
+        stamps = []
+        for f in (self.path, self.path.with_name(self.path.name + ".wal"),
+                  *sorted(spool.spool_root(self.path).glob("*/run.json"))):
+            try:
+                st = f.stat()
+                stamps.append((f.name if f.name != "run.json" else f.parent.name, st.st_mtime_ns, st.st_size))
+            except OSError:
+                stamps.append((f.name, None))
+        return tuple(stamps)
 
     def run_ids(self) -> set[str]:
         """Every run id (sweep records too), without reading the runs' rows: what an id check needs."""
@@ -115,6 +146,14 @@ class Reader:
             return []
         return self._select(list(run_ids), "starts_with(name, ?)", [prefix], "DISTINCT name", "ORDER BY name")[
             "name"].tolist()
+
+    def names_by_run(self, run_ids: list[str], names: list[str] | tuple[str, ...]) -> pd.DataFrame:
+        """Which of these metrics each run recorded (run_id, name; one row per pair), aggregated in one query."""
+        if not run_ids or not names:
+            return pd.DataFrame(columns=["run_id", "name"])
+        df = self._select(list(run_ids), f"name IN ({', '.join('?' * len(names))})", list(names),
+                          "DISTINCT run_id, name", "")
+        return df.drop_duplicates(ignore_index=True)
 
     def runs_with(self, names: list[str] | tuple[str, ...]) -> set[str]:
         """Ids of the runs that recorded any of these metrics, in one query."""

@@ -70,15 +70,15 @@ def write_batch(store: Path, run_id: str, seq: int, df: pd.DataFrame, suffix: ob
     return path
 
 
-def run_records(store: Path) -> list[dict]:
-    """Every spooled run.json, with 'running' runs whose process died shown as 'interrupted'."""
+def run_records(store: Path, *, live: bool = True) -> list[dict]:
+    """Every spooled run.json, with 'running' runs whose process died shown as 'interrupted' (`live`)."""
     out = []
     for f in sorted(spool_root(store).glob("*/run.json")):
         try:
             rec = json.loads(f.read_text())
         except (OSError, ValueError):
             continue  # being replaced right now, or gone: the next read sees it
-        out.append(with_liveness(rec))
+        out.append(with_liveness(rec) if live else rec)
     return out
 
 

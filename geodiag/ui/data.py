@@ -19,9 +19,23 @@ def load_runs(store: str) -> pd.DataFrame:
     return Reader(store).runs()
 
 
-@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
 def load_figure_data(store: str, name: str, run_ids: tuple[str, ...]) -> pd.DataFrame:
+    """A figure's rows; every sweep figure of one sweep shares one outcome table (the Results page draws five)."""
+    if figures.get_figure(name).scope == "sweep" and run_ids:
+        return load_sweep_outcomes(store, run_ids[0])
+    return _figure_data(store, name, run_ids)
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def _figure_data(store: str, name: str, run_ids: tuple[str, ...]) -> pd.DataFrame:
     return figures.figure_data(Reader(store), name, list(run_ids))
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def load_sweep_outcomes(store: str, sweep_or_run: str) -> pd.DataFrame:
+    """One row per finished run of a sweep (given its id or one of its runs): what every sweep figure draws."""
+    reader = Reader(store)
+    return lab.outcomes(reader, lab.sweep_run_ids(reader, sweep_or_run))
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)

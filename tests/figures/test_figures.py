@@ -190,3 +190,20 @@ def test_per_layer_lines_are_drawn_in_layer_order():
     for trace in fig.data:
         if trace.type == "scatter":
             assert list(trace.x) == sorted(trace.x), trace.name
+
+
+def test_the_atlas_reads_only_each_methods_first_run_and_draws_what_the_whole_model_would(dashboard_store):
+    """At 2,000 runs the atlas cannot read every run of the model: it asks the store which run recorded which
+    allocation (one aggregating query) and reads only each method's first run, the rows it keeps anyway."""
+    from geodiag.figures.registry import get_figure, scope_runs
+
+    reader = Reader(dashboard_store["store"])
+    first = dashboard_store["ids"]["manifold"]
+    spec = get_figure("atlas")
+    ids = scope_runs(reader.runs(), spec, [first])
+    dense = reader.metrics(ids, spec.reads(reader, ids))  # every run of the model
+    lean = figure_data(reader, "atlas", [first])
+    key = ["method", "module", "run_id"]
+    expected = atlas_series(dense).sort_values(key).reset_index(drop=True)
+    assert len(expected) and atlas_series(lean).sort_values(key).reset_index(drop=True).equals(expected)
+    assert len(lean) < len(dense) and set(lean["run_id"]) == set(expected["run_id"])

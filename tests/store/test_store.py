@@ -181,3 +181,31 @@ def test_a_second_writer_can_append_to_a_running_run(store):
     run = Reader(store).run(rid)
     assert run["status"] == "running" and run["config"] == {"r": 4} and pd.isna(run["ended_at"])
     assert len(Reader(store).metric(rid, "loss/lm")) == 1
+
+
+def test_run_records_are_read_once_per_store_version_and_liveness_is_judged_at_every_read(store):
+    """The runs table is cached per store version (the file, its WAL, the spooled records), so a page that asks
+    for it ten times reads it once; a process that dies changes nothing in the store, and still reads interrupted
+    at once; any write is a new version; callers get their own copy."""
+    from geodiag.store import reader as reader_module
+    from geodiag.store.ingest import ingest
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        w = Writer(store)
+        rid = w.create_run(name="a", kind="train")
+        w.update_run(rid, pid=proc.pid)
+        ingest(store, timeout_s=5)
+        first = Reader(store).runs()
+        assert list(first["status"]) == ["running"]
+        cached = reader_module._RECORDS[str(store.resolve())]
+        first.loc[0, "name"] = "changed by a caller"
+        assert list(Reader(store).runs()["name"]) == ["a"] and reader_module._RECORDS[str(store.resolve())] is cached
+        proc.kill()
+        proc.wait()
+        assert Reader(store).run(rid)["status"] == "interrupted"  # the same version, judged now
+        assert reader_module._RECORDS[str(store.resolve())] is cached
+        w.rename_run(rid, "b")
+        assert list(Reader(store).runs()["name"]) == ["b"]  # a write is a new version
+    finally:
+        proc.kill()
