@@ -20,8 +20,10 @@ KEYS = ["label", "method", "lr", "seeds", "n_items", "params", "accuracy", "accu
         "ci_high", "df", "mde", "p", "p_holm", "verdict", "forgetting", "forgetting_se", "dev_accuracy"]
 
 
-def verdicts(reader: Reader, sweep_or_run: str, reference: str = "lora") -> pd.DataFrame:
-    """One row per label (KEYS), the reference first; bad input is one sentence."""
+def verdicts(reader: Reader, sweep_or_run: str, reference: str = "lora", outcome_rows: pd.DataFrame | None = None
+             ) -> pd.DataFrame:
+    """One row per label (KEYS), the reference first; bad input is one sentence. `outcome_rows`: the sweep's
+    outcome table when the caller has it already (the Results page draws its figures from it)."""
     sweep = sweep_of(reader, sweep_or_run)
     table = sweep_table(reader, sweep)
     finals = {label: runs for label, runs in final_runs(table).items() if runs[1]}
@@ -32,7 +34,9 @@ def verdicts(reader: Reader, sweep_or_run: str, reference: str = "lora") -> pd.D
                            f"{', '.join(finals)}.")
     runs = table.set_index("run_id")
     compared = [r for _, ids in finals.values() for r in ids]
-    items, per_run = item_table(reader, compared), outcomes(reader, compared).set_index("run_id")
+    known = outcome_rows is not None and set(compared) <= set(outcome_rows["run_id"])
+    per_run = (outcome_rows if known else outcomes(reader, compared)).set_index("run_id")
+    items = item_table(reader, compared)
     ref = _matrix(items, runs, finals[reference][1])
     rows = [_row(label, lr, ids, runs, items, ref if label != reference else None, per_run)
             for label, (lr, ids) in sorted(finals.items(), key=lambda kv: kv[0] != reference)]

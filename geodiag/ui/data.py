@@ -46,7 +46,7 @@ def load_metrics(store: str, run_ids: tuple[str, ...], names: tuple[str, ...]) -
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
 def load_verdicts(store: str, sweep: str, reference: str) -> pd.DataFrame:
     """`geodiag results`'s table; a GeodiagError (no reference run, nothing finished) passes through."""
-    return verdicts(Reader(store), sweep, reference)
+    return verdicts(Reader(store), sweep, reference, load_sweep_outcomes(store, sweep))
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)

@@ -116,3 +116,16 @@ def test_results_refuse_a_missing_reference_or_an_empty_sweep_in_one_sentence(tm
         out = geodiag("results", *args, "--store", store)
         assert out.returncode == 2 and says in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert Reader(store).run(rid)["status"] == "running"
+
+
+def test_verdicts_from_the_pages_shared_outcome_table_equal_their_own(dashboard_store):
+    """The Results page hands verdicts the sweep's outcome table its figures drew from: the same numbers."""
+    import pandas as pd
+
+    from geodiag.lab import outcomes, sweep_run_ids, verdicts
+    from geodiag.store import Reader
+
+    reader = Reader(dashboard_store["store"])
+    shared = outcomes(reader, sweep_run_ids(reader, "fixture-sweep"))
+    pd.testing.assert_frame_equal(verdicts(reader, "fixture-sweep", "lora"),
+                                  verdicts(reader, "fixture-sweep", "lora", shared))
