@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, each timing ours and the reference side by side in one run.
 
-python -m bench [--only metrics,store,engine,gid,scale,intruders,evaluation,spectra] [--quick]
+python -m bench [--only metrics,store,engine,gid,scale,intruders,evaluation,spectra,pages] [--quick]
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 from bench import metrics
 from bench.metrics import RESULTS
 
-SUITES = ("metrics", "store", "engine", "gid", "scale", "intruders", "evaluation", "spectra")
+SUITES = ("metrics", "store", "engine", "gid", "scale", "intruders", "evaluation", "spectra", "pages")
 
 
 def run_store(quick: bool) -> dict:
@@ -129,6 +129,18 @@ def run_spectra(quick: bool) -> dict:
     return r
 
 
+def run_pages(quick: bool) -> dict:
+    from bench.pages import bench_pages
+
+    r = bench_pages(copies=4 if quick else 44)
+    print(f"pages: the sample store ({len(r['small'])} pages) against it replicated to {r['store']['runs']:,} runs and "
+          f"{r['store']['rows'] / 1e6:.1f}M rows ({r['store']['mb']:.0f} MB), cold server-side renders:")
+    for page, small in r["small"].items():
+        print(f"  {page:<24} {small:5.2f} s -> {r['large'][page]:5.2f} s ({r['ratio'][page]:.1f}x)")
+    print(f"  slowest at scale {r['worst_s']:.2f} s (goal <= 1.5 s)")
+    return r
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=",".join(SUITES), help=f"comma-separated subset of {', '.join(SUITES)}")
@@ -142,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"geodiag benchmarks (torch {env['torch']}, {env['threads']} threads)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     runners = {"metrics": lambda q: metrics.run(q), "store": run_store, "engine": run_engine, "gid": run_gid,
-               "scale": run_scale, "intruders": run_intruders, "evaluation": run_evaluation, "spectra": run_spectra}
+               "scale": run_scale, "intruders": run_intruders, "evaluation": run_evaluation, "spectra": run_spectra,
+               "pages": run_pages}
     for suite in chosen:
         result = runners[suite](args.quick)
         out = RESULTS / f"{suite}.json"

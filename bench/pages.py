@@ -16,6 +16,7 @@ import duckdb
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_runs" / "geodiag.duckdb"
+SWEEP = '"sweep": "([^"]+)"'  # a run's sweep in its config JSON
 
 
 def replicate(source: Path, out: Path, copies: int) -> dict:
@@ -28,10 +29,9 @@ def replicate(source: Path, out: Path, copies: int) -> dict:
         con.execute("CREATE TEMP TABLE base_metrics AS SELECT * FROM metrics")
         for k in range(1, copies + 1):
             suffix = f"-c{k}"
-            select = ", ".join(
-                f"run_id || '{suffix}'" if c == "run_id" else
-                f"regexp_replace(CAST(config AS VARCHAR), '\"sweep\": \"([^\"]+)\"', '\"sweep\": \"\\1{suffix}\"')::JSON"
-                if c == "config" else c for c in cols)
+            own_sweep = f"regexp_replace(CAST(config AS VARCHAR), '{SWEEP}', '\"sweep\": \"\\1{suffix}\"')::JSON"
+            select = ", ".join(f"run_id || '{suffix}'" if c == "run_id" else own_sweep if c == "config" else c
+                               for c in cols)
             con.execute(f"INSERT INTO runs SELECT {select} FROM base_runs")
             con.execute(f"INSERT INTO metrics SELECT run_id || '{suffix}', step, wall_time, name, module, layer, "
                         "module_type, idx, value FROM base_metrics")
