@@ -19,6 +19,8 @@ from geodiag.methods import METHODS
 from geodiag.names import ANALYSIS_PROGRESS, LOSS_LM
 from geodiag.options import schema
 from geodiag.store import Reader
+from geodiag.sweep.options import SweepOptions
+from geodiag.sweep.spec import ALIASES, PER_CELL
 from geodiag.ui import launch as launcher
 from geodiag.ui import load_metrics, load_runs, run_record, selected_rates, store_path, sweeps, through_entry
 from geodiag.ui.forms import PREFILL, changed, grid, initial, widget
@@ -122,6 +124,56 @@ def analyze_form() -> None:
             start(launcher.command("analyze", args, analysis=kind))
 
 
+SWEEP_HEAD = ("model", "task", "dataset")
+# what the form starts from: a small comparison at LoRA r=8 that finishes on a laptop (the CLI's defaults stand for
+# every field not named here)
+FORM_DEFAULTS = {"methods": ["lora", "ralora", "manifold"], "seeds": ["0"], "budget": "lora-r=8", "steps": 100}
+
+
+def sweep_form() -> None:
+    """Rendered from the sweep's option schema (its CLI flags come from the same) and the train options."""
+    own = {s.name: s for s in schema(SweepOptions)}
+    train = [s for s in schema(TrainConfig) if s.group != "file" and s.name not in (*PER_CELL, "store")]
+    by = {s.name: s for s in train}
+    head = st.columns([1, 2, 1])
+    values = {}
+    with head[0]:
+        values["model"] = widget(by["model"], "s-model")
+    with head[1]:
+        methods = widget(own["methods"], "s-methods", choices=[*METHODS, *ALIASES], default=FORM_DEFAULTS["methods"])
+    with head[2]:
+        values["task"] = widget(by["task"], "s-task", choices=tasks())
+    basic = [s for s in own.values() if s.group == "basic" and s.name != "methods"]
+    options = {"methods": methods, **grid(basic, "s", defaults=FORM_DEFAULTS)}
+    st.markdown("**Training, for every cell**")
+    values |= grid([s for s in train if s.group == "basic" and s.name not in SWEEP_HEAD], "s", defaults=FORM_DEFAULTS)
+    if st.toggle("Advanced options", key="s-advanced"):
+        values |= grid([s for s in [*train, *own.values()] if s.group == "advanced" or s.name == "dataset"], "s")
+    options |= {k: values.pop(k) for k in list(values) if k in own}
+    args = launcher.command("sweep", {**changed(list(own.values()), options), **changed(train, values),
+                                      "model": values["model"], "store": store_path()})
+    planned = st.session_state.get("s-plan")
+    if st.button("Plan the sweep", key="s-plan-button", type="secondary" if planned else "primary"):
+        with st.spinner("Planning: sizing every method on the model (and timing a few steps when this store has "
+                        "no run on it)..."):
+            try:
+                st.session_state["s-plan"] = planned = (args, launcher.plan(args))
+            except GeodiagError as e:
+                st.session_state.pop("s-plan", None)
+                st.error(str(e))
+                return
+    if not planned:
+        return
+    if planned[0] != args:
+        st.caption("The options have changed since the last plan: plan again to start.")
+        return
+    sweeps.plan_view(planned[1])
+    if st.button("Start the sweep", type="primary", key="s-start"):
+        st.session_state.pop("s-plan", None)
+        start(args)
+
+
+
 @st.fragment(run_every=2)
 def live() -> None:
     """Running runs from the store (whoever started them), plus this session's launches that have not
@@ -209,7 +261,7 @@ kind = st.segmented_control("What to start", ["Train", "Sweep", "Analyze"], defa
 if kind == "Analyze":  # only the chosen form is drawn
     analyze_form()
 elif kind == "Sweep":
-    sweeps.sweep_form(tasks(), start)
+    sweep_form()
 else:
     train_form()
 live()

@@ -1,7 +1,8 @@
-"""Sweeps in the dashboard: the Launch page's Sweep form (rendered from the sweep's option schema and the train
-options, planned by `geodiag sweep --plan --json` before it starts), a running sweep as one item with its progress
-and Cancel, a stopped one with Resume, and the sweeps table of the Runs page. Everything is read from the store, so a
-sweep started in a terminal shows the same way."""
+"""Sweeps in the dashboard: the plan the Launch page's Sweep form shows (from `geodiag sweep --plan --json`), a
+running sweep as one item with its progress and Cancel, a stopped one with Resume, and the sweeps table of the Runs
+page. Everything is read from the store, so a sweep started in a terminal shows the same way. (The form itself is
+on the Launch page, beside the Train form: it reads the method registry and the sweep's schema, which this
+package does not import.)"""
 
 from __future__ import annotations
 
@@ -10,66 +11,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from geodiag.config import TrainConfig
 from geodiag.errors import GeodiagError
 from geodiag.lab.progress import SweepProgress, duration, progress_of
-from geodiag.methods import METHODS
-from geodiag.options import schema
 from geodiag.store import Reader
-from geodiag.sweep.options import SweepOptions
-from geodiag.sweep.spec import ALIASES, PER_CELL
 from geodiag.ui import launch as launcher
 from geodiag.ui.data import LIVE_TTL_S
-from geodiag.ui.forms import changed, grid, widget
 from geodiag.ui.selection import store_path
-
-HEAD = ("model", "task", "dataset")
-# what the form starts from: a small comparison at LoRA r=8 that finishes on a laptop (the CLI's defaults stand for
-# every field not named here)
-FORM_DEFAULTS = {"methods": ["lora", "ralora", "manifold"], "seeds": ["0"], "budget": "lora-r=8", "steps": 100}
-
-
-def sweep_form(tasks: list[str], start) -> None:
-    """The Sweep mode of the Launch page; `start(args)` spawns the command."""
-    own = {s.name: s for s in schema(SweepOptions)}
-    train = [s for s in schema(TrainConfig) if s.group != "file" and s.name not in (*PER_CELL, "store")]
-    by = {s.name: s for s in train}
-    head = st.columns([1, 2, 1])
-    values = {}
-    with head[0]:
-        values["model"] = widget(by["model"], "s-model")
-    with head[1]:
-        methods = widget(own["methods"], "s-methods", choices=[*METHODS, *ALIASES], default=FORM_DEFAULTS["methods"])
-    with head[2]:
-        values["task"] = widget(by["task"], "s-task", choices=tasks)
-    basic = [s for s in own.values() if s.group == "basic" and s.name != "methods"]
-    options = {"methods": methods, **grid(basic, "s", defaults=FORM_DEFAULTS)}
-    st.markdown("**Training, for every cell**")
-    values |= grid([s for s in train if s.group == "basic" and s.name not in HEAD], "s", defaults=FORM_DEFAULTS)
-    if st.toggle("Advanced options", key="s-advanced"):
-        values |= grid([s for s in [*train, *own.values()] if s.group == "advanced" or s.name == "dataset"], "s")
-    options |= {k: values.pop(k) for k in list(values) if k in own}
-    args = launcher.command("sweep", {**changed(list(own.values()), options), **changed(train, values),
-                                      "model": values["model"], "store": store_path()})
-    planned = st.session_state.get("s-plan")
-    if st.button("Plan the sweep", key="s-plan-button", type="secondary" if planned else "primary"):
-        with st.spinner("Planning: sizing every method on the model (and timing a few steps when this store has "
-                        "no run on it)..."):
-            try:
-                st.session_state["s-plan"] = planned = (args, launcher.plan(args))
-            except GeodiagError as e:
-                st.session_state.pop("s-plan", None)
-                st.error(str(e))
-                return
-    if not planned:
-        return
-    if planned[0] != args:
-        st.caption("The options have changed since the last plan: plan again to start.")
-        return
-    plan_view(planned[1])
-    if st.button("Start the sweep", type="primary", key="s-start"):
-        st.session_state.pop("s-plan", None)
-        start(args)
 
 
 def plan_view(plan: dict) -> None:
