@@ -22,11 +22,6 @@ READ = (n.EVAL_ACCURACY, n.EVAL_LOSS, n.DEV_ACCURACY, n.FORGET_LOSS, n.LOSS_LM, 
         n.PROBE_COVERAGE, n.GID, n.ADALORA_RANK, n.GATE_EFFECTIVE_RANK)
 
 
-def allocation_ranks(reader: Reader, run_ids: list[str]) -> list[str]:
-    """The alloc/<method>/equivalent_rank names these runs recorded: whatever method recorded an allocation,
-    with no list of such methods to keep."""
-    return [x for x in reader.names_starting(run_ids, "alloc/") if (n.allocation_parts(x) or ("", ""))[1]
-            == "equivalent_rank"]
 COLUMNS = ["run_id", "name", "label", "method", "seed", "sweep", "lr", "phase", "final", "params", "trainable_params",
            "accuracy_before", "accuracy", "gain", "eval_loss", "dev_accuracy", "forgetting", "lm_loss", *SUMMARIES]
 
@@ -70,10 +65,11 @@ def outcomes(reader: Reader, run_ids: list[str]) -> pd.DataFrame:
         reader.run(missing[0])  # the StoreError sentence
     if not run_ids:
         return pd.DataFrame(columns=COLUMNS)
-    m = reader.metrics(list(run_ids), (*READ, *allocation_ranks(reader, run_ids)))
+    m = reader.metrics(list(run_ids), READ, prefix="alloc/")  # every method's allocation, in the same scan
     analysis_gids = _sweep_gids(reader, runs, run_ids)
     final = _final(reader, runs, {s for s in runs.loc[run_ids, "sweep"] if s})
-    rows = [_row(rid, runs.loc[rid], m[m["run_id"] == rid], analysis_gids, final) for rid in run_ids]
+    by_run = dict(tuple(m.groupby("run_id", sort=False)))
+    rows = [_row(rid, runs.loc[rid], by_run.get(rid, m[:0]), analysis_gids, final) for rid in run_ids]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

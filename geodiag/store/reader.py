@@ -85,13 +85,6 @@ class Reader:
                 stamps.append((f.name, None))
         return tuple(stamps)
 
-    def run_ids(self) -> set[str]:
-        """Every run id (sweep records too), without reading the runs' rows: what an id check needs."""
-        with self._open() as (con, has_db):
-            ids = {r[0] for r in con.execute("SELECT run_id FROM runs").fetchall()} if has_db and _has_table(
-                con, "runs") else set()
-        return ids | {f.parent.name for f in spool.spool_root(self.path).glob("*/run.json")}
-
     def run(self, run_id: str) -> dict:
         """One run as a dict with its config parsed; an unknown id is a StoreError."""
         runs = self.runs()
@@ -112,10 +105,11 @@ class Reader:
                             "ORDER BY step, module NULLS FIRST, idx NULLS FIRST")
 
     def metrics(self, run_ids: list[str], names: list[str] | tuple[str, ...] = (), *,
-                scalars: bool = False) -> pd.DataFrame:
+                scalars: bool = False, prefix: str | None = None) -> pd.DataFrame:
         """Several metrics of several runs in one tidy frame: run_id, name, then the metric() columns.
-        `scalars=True` adds every run-level scalar (no module, no index), whatever its name."""
-        unknown = set(run_ids) - self.run_ids()
+        `scalars=True` adds every run-level scalar (no module, no index), whatever its name; `prefix` every metric
+        whose name starts with it (e.g. each method's alloc/...), in the same scan."""
+        unknown = set(run_ids) - set(self._records()["run_id"])  # the cached records: no query when warm
         if unknown:
             self.run(sorted(unknown)[0])  # the StoreError sentence
         clauses, params = [], []
@@ -124,6 +118,9 @@ class Reader:
             params += list(names)
         if scalars:
             clauses.append("(module IS NULL AND idx IS NULL)")
+        if prefix:
+            clauses.append("starts_with(name, ?)")
+            params.append(prefix)
         where = f"({' OR '.join(clauses)})" if clauses else "FALSE"
         cols = ["run_id", "name", *[c.strip() for c in METRIC_FIELDS.split(",")]]
         if not run_ids:
