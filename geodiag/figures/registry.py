@@ -26,22 +26,38 @@ class FigureSpec:
     scope: str = "run"  # "run": the chosen runs; "model": every run of the first run's model (atlas); "sweep":
     # every finished run of the chosen run's sweep (or of the sweep whose id is given), one row per run
     prefer: str | None = None  # the kind of run to show first when the chosen one has no data (analysis)
-    # metrics whose names depend on what the runs recorded (every method's allocation): (reader, run ids) -> names
-    more: Callable[..., list[str]] | None = None
+    # metrics whose names depend on what the runs recorded (every method's allocation): those starting with
+    # `prefix` that `keep` accepts, read in the same query as the others
+    prefix: str | None = None
+    keep: Callable[[str], bool] | None = None
     caption: str = ""  # what the figure shows, in sentences: under it on its page and in `geodiag report`
     # a model-scope figure that draws, per group of its metrics, only the first run (in scope order) that recorded
     # the group: metric name -> group (the atlas: one series per method); only those runs' rows are read
     first_of: Callable[[str], str] | None = None
 
     def reads(self, reader, run_ids: list[str]) -> tuple[str, ...]:
-        return (*self.metrics, *(self.more(reader, run_ids) if self.more else ()))
+        """The names of every metric the figure reads from these runs."""
+        more = reader.names_starting(run_ids, self.prefix) if self.prefix else []
+        return (*self.metrics, *[x for x in more if self.wants(x)])
+
+    def read(self, reader, run_ids: list[str]) -> pd.DataFrame:
+        """The figure's rows from these runs, in one query."""
+        rows = reader.metrics(run_ids, self.metrics, scalars=self.scalars, prefix=self.prefix)
+        unwanted = [x for x in rows["name"].unique() if not self.wants(x)]
+        return rows[~rows["name"].isin(unwanted)].reset_index(drop=True) if unwanted else rows
+
+    def wants(self, name: str) -> bool:
+        """Whether a metric the query returned is one the figure reads (a prefixed name must pass `keep`)."""
+        if name in self.metrics or not (self.prefix and name.startswith(self.prefix)):
+            return True
+        return self.keep is None or self.keep(name)
 
 
-def allocations(reader, run_ids: list[str]) -> list[str]:
-    """Every allocation these runs recorded (alloc/<method>/equivalent_rank and /params), whichever methods and
-    rules recorded them."""
-    return [x for x in reader.names_starting(run_ids, "alloc/")
-            if (n.allocation_parts(x) or ("", ""))[1] in ("equivalent_rank", "params")]
+def is_allocation(name: str) -> bool:
+    """An allocation's per-module rank or parameter count (alloc/<method>/equivalent_rank or /params), whichever
+    method or rule recorded it."""
+    return (n.allocation_parts(name) or ("", ""))[1] in ("equivalent_rank", "params")
+
 
 RESULTS = ("A small point per run; a diamond per method at its mean over seeds, ± one standard error (n in the "
            "legend); the dotted line joins the Pareto front of the means: no other method has as few parameters and "
@@ -79,7 +95,8 @@ FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
     FigureSpec("atlas", "Rank allocation atlas", rank.atlas,
                (n.GATE_EFFECTIVE_RANK, n.ADALORA_RANK, n.GID),
                "geodiag analyze gid and geodiag analyze id (and train runs on the same model)",
-               scope="model", more=allocations, first_of=lambda name: (n.allocation_parts(name) or (name,))[0]),
+               scope="model", prefix="alloc/", keep=is_allocation,
+               first_of=lambda name: (n.allocation_parts(name) or (name,))[0]),
     FigureSpec("subspace", "Subspace angles: ΔW, gradient and probe", rank.subspace, rank.SUBSPACE_METRICS,
                "geodiag train --subspace-k 8"),
     FigureSpec("dora", "DoRA: magnitude and direction change", peers.dora, (n.DORA_MAGNITUDE, n.DORA_DIRECTION),
@@ -127,16 +144,17 @@ def figure_data(reader, name: str, run_ids: list[str]) -> pd.DataFrame:
     if spec.scope == "sweep":
         return outcomes(reader, sweep_run_ids(reader, run_ids[0])) if run_ids else outcomes(reader, [])
     ids = scope_runs(reader.runs(), spec, run_ids)
-    names = spec.reads(reader, ids)
     if spec.first_of is None or len(ids) <= 1:
-        return reader.metrics(ids, names, scalars=spec.scalars)
-    return _first_runs(reader, spec.first_of, ids, names)
+        return spec.read(reader, ids)
+    return _first_runs(reader, spec, ids)
 
 
-def _first_runs(reader, group: Callable[[str], str], ids: list[str], names: tuple[str, ...]) -> pd.DataFrame:
+def _first_runs(reader, spec: FigureSpec, ids: list[str]) -> pd.DataFrame:
     """The rows of each group's first run only (a store of 2,000 runs reads a handful of them): which run recorded
     which metric comes from one aggregating query, then only the chosen runs' rows are read."""
-    have = reader.names_by_run(ids, names)
+    have = reader.names_by_run(ids, spec.metrics, prefix=spec.prefix)
+    have = have[have["name"].map(spec.wants).astype(bool)]
+    group = spec.first_of
     order = {rid: i for i, rid in enumerate(ids)}
     have = have.assign(group=have["name"].map(group), order=have["run_id"].map(order)).sort_values("order")
     first = have.groupby("group")["run_id"].first()  # group -> its first run
@@ -163,4 +181,5 @@ def build_figure(name: str, data: pd.DataFrame, **options) -> go.Figure:
 
 def run_labels(runs: pd.DataFrame) -> dict[str, str]:
     """Legend labels for runs: the name and the end of the id, which tells same-named runs apart."""
-    return {r.run_id: f"{r.name} ({r.run_id[-6:]})" for r in runs.itertuples()}
+    return {rid: f"{name} ({rid[-6:]})" for rid, name in zip(runs["run_id"].tolist(), runs["name"].tolist(),
+                                                               strict=True)}  # two columns, not every row's

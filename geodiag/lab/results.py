@@ -9,10 +9,9 @@ import math
 
 import pandas as pd
 
-from geodiag import names as n
 from geodiag.errors import GeodiagError
 from geodiag.lab.compare import holm, two_way, verdict
-from geodiag.lab.outcomes import outcomes, sweep_of
+from geodiag.lab.outcomes import SweepRows, sweep_of, sweep_rows
 from geodiag.lab.selection import final_runs, sweep_table
 from geodiag.store import Reader
 
@@ -20,12 +19,14 @@ KEYS = ["label", "method", "lr", "seeds", "n_items", "params", "accuracy", "accu
         "ci_high", "df", "mde", "p", "p_holm", "verdict", "forgetting", "forgetting_se", "dev_accuracy"]
 
 
-def verdicts(reader: Reader, sweep_or_run: str, reference: str = "lora", outcome_rows: pd.DataFrame | None = None
+def verdicts(reader: Reader, sweep_or_run: str, reference: str = "lora", rows: SweepRows | None = None
              ) -> pd.DataFrame:
-    """One row per label (KEYS), the reference first; bad input is one sentence. `outcome_rows`: the sweep's
-    outcome table when the caller has it already (the Results page draws its figures from it)."""
+    """One row per label (KEYS), the reference first; bad input is one sentence. `rows`: the sweep's outcome table
+    and item scores when the caller has them already (the Results page draws its figures from them)."""
     sweep = sweep_of(reader, sweep_or_run)
-    table = sweep_table(reader, sweep)
+    dev = None if rows is None else dict(zip(rows.outcomes["run_id"], zip(
+        rows.outcomes["dev_accuracy"], rows.outcomes["dev_loss"], strict=True), strict=True))
+    table = sweep_table(reader, sweep, dev)
     finals = {label: runs for label, runs in final_runs(table).items() if runs[1]}
     if not finals:
         raise GeodiagError(f"Sweep {sweep} has no finished run yet; `geodiag sweep` runs it (a rerun resumes).")
@@ -34,29 +35,17 @@ def verdicts(reader: Reader, sweep_or_run: str, reference: str = "lora", outcome
                            f"{', '.join(finals)}.")
     runs = table.set_index("run_id")
     compared = [r for _, ids in finals.values() for r in ids]
-    known = outcome_rows is not None and set(compared) <= set(outcome_rows["run_id"])
-    per_run = (outcome_rows if known else outcomes(reader, compared)).set_index("run_id")
-    items = item_table(reader, compared)
+    if rows is None or not set(compared) <= set(rows.outcomes["run_id"]):
+        rows = sweep_rows(reader, compared)
+    per_run, items = rows.outcomes.set_index("run_id"), rows.items
     ref = _matrix(items, runs, finals[reference][1])
-    rows = [_row(label, lr, ids, runs, items, ref if label != reference else None, per_run)
-            for label, (lr, ids) in sorted(finals.items(), key=lambda kv: kv[0] != reference)]
-    out = pd.DataFrame(rows, columns=KEYS)
+    out = pd.DataFrame([_row(label, lr, ids, runs, items, ref if label != reference else None, per_run)
+                        for label, (lr, ids) in sorted(finals.items(), key=lambda kv: kv[0] != reference)],
+                       columns=KEYS)
     out["p_holm"] = holm(out["p"].tolist())
     out["verdict"] = [verdict(d, p) if label != reference else "reference"
                       for label, d, p in zip(out["label"], out["delta"], out["p_holm"], strict=True)]
     return out
-
-
-def item_table(reader: Reader, run_ids: list[str]) -> pd.DataFrame:
-    """run_id, item, exact: each run's test items at its last evaluation (no per-item records: its accuracy as a
-    single item -1, so old runs still compare at the seed level)."""
-    m = reader.metrics(run_ids, [n.ITEM_EXACT, n.EVAL_ACCURACY])
-    per_item = m[(m["name"] == n.ITEM_EXACT) & (m["module"] == "test")]
-    per_item = per_item[per_item["step"] == per_item.groupby("run_id")["step"].transform("max")]
-    acc = m[(m["name"] == n.EVAL_ACCURACY) & ~m["run_id"].isin(per_item["run_id"])]
-    acc = acc[acc["step"] == acc.groupby("run_id")["step"].transform("max")]
-    return pd.concat([per_item.assign(item=per_item["idx"].astype(int)), acc.assign(item=-1)])[
-        ["run_id", "item", "value"]].rename(columns={"value": "exact"})
 
 
 def _matrix(items: pd.DataFrame, runs: pd.DataFrame, run_ids: list[str]) -> pd.DataFrame:

@@ -141,7 +141,7 @@ def _method_entries(reader: Reader, sweep: str, label: str) -> tuple[list[Entry]
     rid, seed, acc = representative(reader, sweep, label)
     why = f"seed {seed}, the seed whose test accuracy ({acc:.1%}) is closest to {label}'s mean over seeds"
     atlas = figures.get_figure("atlas")
-    alloc = reader.metrics([rid], atlas.reads(reader, [rid]))
+    alloc = atlas.read(reader, [rid])
     spectrum = figures.figure_data(reader, "spectrum", [rid])
     out, missing = [], []
     for stem, data, title, caption in (

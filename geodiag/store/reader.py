@@ -21,9 +21,36 @@ from geodiag.store._db import connect
 from geodiag.store.schema import RUN_COLUMNS, SWEEP_KIND
 
 METRIC_FIELDS = "step, module, layer, module_type, idx, value, wall_time"
+ENDS_COLUMNS = ["run_id", "name", "module", "idx", "first", "last", "step", "n_last", "at_end", "steps", "last_step"]
+
+
+def _ends_sql(by_index: tuple[str, ...]) -> str:
+    """Reader.ends over the metric rows r (run_id, name, module, idx, step, value): bounds per run and metric, the
+    last step per module (and per index for the metrics in `by_index`, given as SQL literals: our own names)."""
+    kept = ", ".join("'" + x.replace("'", "''") + "'" for x in by_index) or "NULL"
+    return f""", e AS (SELECT run_id, name, module, CASE WHEN name IN ({kept}) THEN idx END AS idx, step, value
+              FROM r),
+     b AS (SELECT run_id, name, min(step) AS f, max(step) AS l, count(DISTINCT step) AS steps FROM e
+           GROUP BY run_id, name),
+     k AS (SELECT run_id, name, module, idx, max(step) AS ml FROM e GROUP BY run_id, name, module, idx)
+SELECT e.run_id, e.name, e.module, e.idx,
+       avg(e.value) FILTER (WHERE e.step = b.f) AS first,
+       avg(e.value) FILTER (WHERE e.step = k.ml) AS last, any_value(k.ml) AS step,
+       count(*) FILTER (WHERE e.step = k.ml) AS n_last,
+       any_value(k.ml = b.l) AS at_end, any_value(b.steps) AS steps, any_value(b.l) AS last_step
+FROM e JOIN b ON e.run_id = b.run_id AND e.name = b.name
+       JOIN k ON e.run_id = k.run_id AND e.name = k.name AND e.module = k.module AND e.idx IS NOT DISTINCT FROM k.idx
+GROUP BY e.run_id, e.name, e.module, e.idx"""
+
+
 _RETRIES = 5  # a spool file can be folded and deleted between listing and reading it
 _RECORDS: dict[str, tuple[tuple, pd.DataFrame]] = {}  # store -> (its version, its run records)
 _RECORDS_KEPT = 8
+
+
+def forget_records() -> None:
+    """Drop every store's cached run records (the next read of each store reads them again)."""
+    _RECORDS.clear()
 
 
 class Reader:
@@ -60,8 +87,11 @@ class Reader:
 
     def _read_records(self) -> pd.DataFrame:
         with self._open() as (con, has_db):
-            db = con.execute("SELECT * FROM runs").df() if has_db and _has_table(con, "runs") else None
-        rows = {} if db is None else {r["run_id"]: r for r in db.to_dict("records")}
+            rows = {}
+            if has_db and _has_table(con, "runs"):  # plain tuples: a DataFrame's to_dict costs twice the query
+                cur = con.execute("SELECT * FROM runs")
+                names = [d[0] for d in cur.description]
+                rows = {rec["run_id"]: rec for rec in (dict(zip(names, r, strict=True)) for r in cur.fetchall())}
         for rec in spool.run_records(self.path, live=False):  # the spool is newer than the table
             rows[rec["run_id"]] = rec
         columns = [*RUN_COLUMNS, "heartbeat"]
@@ -109,9 +139,7 @@ class Reader:
         """Several metrics of several runs in one tidy frame: run_id, name, then the metric() columns.
         `scalars=True` adds every run-level scalar (no module, no index), whatever its name; `prefix` every metric
         whose name starts with it (e.g. each method's alloc/...), in the same scan."""
-        unknown = set(run_ids) - set(self._records()["run_id"])  # the cached records: no query when warm
-        if unknown:
-            self.run(sorted(unknown)[0])  # the StoreError sentence
+        self._known(run_ids)
         clauses, params = [], []
         if names:
             clauses.append(f"name IN ({', '.join('?' * len(names))})")
@@ -132,6 +160,34 @@ class Reader:
         df = df.sort_values("run_id", key=lambda c: c.map(order), kind="stable", ignore_index=True)
         return df[cols]
 
+    def ends(self, run_ids: list[str], names: list[str] | tuple[str, ...], *, prefix: str | None = None,
+             by_index: tuple[str, ...] = ()) -> pd.DataFrame:
+        """Where each metric of each run starts and ends, aggregated in DuckDB so that a run's thousands of rows
+        never leave the query (what a sweep's outcome table reads): one row per run, metric and module (`module`
+        '' for a run-level scalar) with ENDS_COLUMNS:
+        `first` the mean value at the step the run first recorded the metric (NaN for a module absent there),
+        `last` the mean value at the module's own last step (`step`) and `n_last` how many values that mean took,
+        `at_end` whether that step is the metric's last step in the run (`last_step`), `steps` at how many steps
+        the run recorded the metric. `prefix` adds every metric whose name starts with it, as in metrics().
+        The metrics in `by_index` (per-item scores) keep a row per index (`idx`; NaN for the others)."""
+        clauses, params = [f"name IN ({', '.join('?' * len(names))})"] if names else [], list(names)
+        if prefix:
+            clauses.append("starts_with(name, ?)")
+            params.append(prefix)
+        if not run_ids or not clauses:
+            return pd.DataFrame(columns=ENDS_COLUMNS)
+        self._known(run_ids)
+        return self._select(list(run_ids), f"({' OR '.join(clauses)})", params,
+                            "run_id, name, coalesce(module, '') AS module, idx, step, value", "",
+                            around=_ends_sql(tuple(by_index)),
+                            columns=ENDS_COLUMNS)
+
+    def _known(self, run_ids: list[str]) -> None:
+        """The StoreError sentence for the first unknown id (checked against the cached records: no query)."""
+        unknown = set(run_ids) - set(self._records()["run_id"])
+        if unknown:
+            self.run(sorted(unknown)[0])
+
     def metric_names(self, run_id: str) -> list[str]:
         df = self._select(run_id, "TRUE", [], "DISTINCT name", "ORDER BY name")
         return df["name"].tolist()
@@ -144,12 +200,17 @@ class Reader:
         return self._select(list(run_ids), "starts_with(name, ?)", [prefix], "DISTINCT name", "ORDER BY name")[
             "name"].tolist()
 
-    def names_by_run(self, run_ids: list[str], names: list[str] | tuple[str, ...]) -> pd.DataFrame:
-        """Which of these metrics each run recorded (run_id, name; one row per pair), aggregated in one query."""
-        if not run_ids or not names:
+    def names_by_run(self, run_ids: list[str], names: list[str] | tuple[str, ...], *, prefix: str | None = None
+                     ) -> pd.DataFrame:
+        """Which of these metrics (and, with `prefix`, of those whose names start with it) each run recorded
+        (run_id, name; one row per pair), aggregated in one query."""
+        clauses, params = [f"name IN ({', '.join('?' * len(names))})"] if names else [], list(names)
+        if prefix:
+            clauses.append("starts_with(name, ?)")
+            params.append(prefix)
+        if not run_ids or not clauses:
             return pd.DataFrame(columns=["run_id", "name"])
-        df = self._select(list(run_ids), f"name IN ({', '.join('?' * len(names))})", list(names),
-                          "DISTINCT run_id, name", "")
+        df = self._select(list(run_ids), f"({' OR '.join(clauses)})", params, "DISTINCT run_id, name", "")
         return df.drop_duplicates(ignore_index=True)
 
     def runs_with(self, names: list[str] | tuple[str, ...]) -> set[str]:
@@ -160,7 +221,10 @@ class Reader:
         df = self._select(ids, f"name IN ({', '.join('?' * len(names))})", list(names), "DISTINCT run_id", "")
         return set(df["run_id"])
 
-    def _select(self, run_id: str | list[str], where: str, params: list, fields: str, tail: str) -> pd.DataFrame:
+    def _select(self, run_id: str | list[str], where: str, params: list, fields: str, tail: str, *,
+                around: str | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+        """The metric rows of these runs matching `where` (the table's and the spool's not folded yet), ordered
+        by `tail`; or, with `around`, that query run over them as the common table `r`."""
         ids = [run_id] if isinstance(run_id, str) else list(run_id)
         runs_sql = f"run_id IN ({', '.join('?' * len(ids))})"
         for attempt in range(_RETRIES):
@@ -171,13 +235,17 @@ class Reader:
                         parts.append(f"SELECT {fields} FROM metrics WHERE {runs_sql} AND {where}")
                         args += [*ids, *params]
                         done = {r[0] for r in con.execute("SELECT file FROM ingested").fetchall()}
-                    files = [str(f) for rid in ids for f in spool.batch_files(self.path, rid) if str(f) not in done]
+                    wanted = set(ids)  # one listing of the spool, not one per run (a model's whole store)
+                    files = [str(f) for f in spool.batch_files(self.path) if f.parent.name in wanted
+                             and str(f) not in done]
                     if files:
                         parts.append(f"SELECT {fields} FROM read_parquet(?) WHERE {where}")
                         args += [files, *params]
                     if not parts:
-                        return pd.DataFrame(columns=[f.strip() for f in fields.replace("DISTINCT", "").split(",")])
-                    sql = f"SELECT * FROM ({' UNION ALL '.join(parts)}) {tail}"
+                        return pd.DataFrame(columns=columns or [f.strip() for f in fields.replace(
+                            "DISTINCT", "").split(",")])
+                    rows = " UNION ALL ".join(parts)
+                    sql = f"WITH r AS ({rows}) {around}" if around else f"SELECT * FROM ({rows}) {tail}"
                     return con.execute(sql, args).df()
             except duckdb.IOException:
                 if attempt == _RETRIES - 1:

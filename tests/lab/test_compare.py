@@ -119,13 +119,25 @@ def test_results_refuse_a_missing_reference_or_an_empty_sweep_in_one_sentence(tm
 
 
 def test_verdicts_from_the_pages_shared_outcome_table_equal_their_own(dashboard_store):
-    """The Results page hands verdicts the sweep's outcome table its figures drew from: the same numbers."""
+    """The Results page hands verdicts the sweep's outcome table and item scores its figures drew from (one
+    aggregated read): the same numbers, and the same items as every stored row read by hand."""
     import pandas as pd
 
-    from geodiag.lab import outcomes, sweep_run_ids, verdicts
+    from geodiag.lab import sweep_rows, sweep_run_ids, verdicts
+    from geodiag.names import ITEM_EXACT
     from geodiag.store import Reader
 
     reader = Reader(dashboard_store["store"])
-    shared = outcomes(reader, sweep_run_ids(reader, "fixture-sweep"))
+    ids = sweep_run_ids(reader, "fixture-sweep")
+    shared = sweep_rows(reader, ids)
     pd.testing.assert_frame_equal(verdicts(reader, "fixture-sweep", "lora"),
                                   verdicts(reader, "fixture-sweep", "lora", shared))
+    m = reader.metrics(ids, [ITEM_EXACT])
+    test = m[m["module"] == "test"]
+    test = test[test["step"] == test.groupby("run_id")["step"].transform("max")]
+    by_hand = test.assign(item=test["idx"].astype(int))[["run_id", "item", "value"]]
+    key = ["run_id", "item"]
+    got = shared.items.sort_values(key, ignore_index=True)
+    assert len(got) and set(got["run_id"]) == set(ids)
+    pd.testing.assert_frame_equal(got, by_hand.rename(columns={"value": "exact"}).sort_values(key, ignore_index=True),
+                                  check_dtype=False)

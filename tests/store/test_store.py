@@ -5,11 +5,13 @@ import sys
 import time
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 
 from geodiag.errors import StoreError
-from geodiag.store import Reader, Writer
+from geodiag.store import Reader, Writer, spool
+from geodiag.store.schema import METRIC_COLUMNS
 
 
 @pytest.fixture
@@ -209,3 +211,61 @@ def test_run_records_are_read_once_per_store_version_and_liveness_is_judged_at_e
         assert list(Reader(store).runs()["name"]) == ["b"]  # a write is a new version
     finally:
         proc.kill()
+
+
+def _ends_by_hand(m: pd.DataFrame, by_index: bool = False) -> pd.DataFrame:
+    """Reader.ends computed from every row with pandas: the dense reference."""
+    out, key = [], ["module", "idx"] if by_index else ["module"]
+    for (rid, name), x in m.assign(module=m["module"].fillna("")).groupby(["run_id", "name"]):
+        first, last = x["step"].min(), x["step"].max()
+        for where, y in x.groupby(key, dropna=False):
+            at = y[y["step"] == y["step"].max()]
+            out.append({"run_id": rid, "name": name, "module": where[0], "idx": where[1] if by_index else None,
+                        "first": y.loc[y["step"] == first, "value"].mean(), "last": at["value"].mean(),
+                        "step": y["step"].max(),
+                        "n_last": len(at), "at_end": y["step"].max() == last, "steps": x["step"].nunique(),
+                        "last_step": last})
+    return pd.DataFrame(out)
+
+
+def test_ends_aggregate_in_the_store_as_every_row_would_by_hand(store):
+    """First and last values per run, metric and module, folded rows and a live run's spooled ones alike."""
+    w, rng = Writer(store), np.random.default_rng(0)
+    ids = []
+    for status in ("finished", "running"):
+        rid = w.create_run(name=status, kind="train", method="lora", model="tiny", task="t", config={})
+        rows = [{"step": s, "name": "loss/lm", "value": float(rng.normal())} for s in range(0, 30, 3)]
+        rows += [{"step": s, "name": "spectrum/erank", "module": m, "layer": i, "module_type": "q", "idx": k,
+                  "value": float(rng.normal())} for s in (0, 10, 20) for i, m in enumerate(("a", "b"))
+                 for k in range(3) if not (m == "b" and s == 20)]  # module b stops before the end
+        rows += [{"step": 5, "name": "alloc/x/equivalent_rank", "module": "a", "value": 4.0}]
+        if status == "finished":
+            w.append(rid, pd.DataFrame(rows))
+            w.set_status(rid, "finished")
+        else:  # spooled and not folded yet, as while another process holds the store's lock
+            frame = pd.DataFrame(rows).reindex(columns=METRIC_COLUMNS).assign(run_id=rid)
+            spool.write_batch(store, rid, time.time_ns(), frame)
+        ids.append(rid)
+    assert spool.batch_files(store, ids[1]) and not spool.batch_files(store, ids[0])  # one spooled, one folded
+    r = Reader(store)
+    got = r.ends(ids, ["loss/lm", "spectrum/erank"], prefix="alloc/")
+    want = _ends_by_hand(r.metrics(ids, ["loss/lm", "spectrum/erank"], prefix="alloc/"))
+    key = ["run_id", "name", "module"]
+    got, want = (d.sort_values(key, ignore_index=True) for d in (got, want))
+    assert len(got) == len(want) == 2 * 4
+    pd.testing.assert_frame_equal(got[key], want[key])
+    for col in ("first", "last", "step", "n_last", "steps", "last_step"):
+        np.testing.assert_allclose(got[col].astype(float), want[col].astype(float), err_msg=col)
+    assert got["at_end"].tolist() == want["at_end"].tolist()
+    b = got[(got["module"] == "b") & (got["run_id"] == ids[0])].iloc[0]
+    assert not b["at_end"] and b["last_step"] == 20 and b["n_last"] == 3  # its own last step, 10, not the end
+    per_index = r.ends(ids, ["spectrum/erank"], by_index=("spectrum/erank",))  # a row per module and index
+    want = _ends_by_hand(r.metrics(ids, ["spectrum/erank"]), by_index=True)
+    key = ["run_id", "module", "idx"]
+    per_index, want = (d.sort_values(key, ignore_index=True) for d in (per_index, want))
+    assert len(per_index) == len(want) == 2 * 2 * 3 and per_index["n_last"].eq(1).all()
+    for col in ("idx", "first", "last", "step", "last_step"):
+        np.testing.assert_allclose(per_index[col].astype(float), want[col].astype(float), err_msg=col)
+    assert r.ends(ids, []).empty and list(r.ends([], ["loss/lm"]).columns) == list(got.columns)
+    with pytest.raises(StoreError, match="no run 'nope'"):
+        r.ends(["nope"], ["loss/lm"])
