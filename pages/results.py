@@ -7,7 +7,7 @@ import streamlit as st
 
 from geodiag.errors import GeodiagError
 from geodiag.figures.registry import get_figure
-from geodiag.lab import METHOD, power_sentence
+from geodiag.lab import METHOD, edge_sentence, power_sentence
 from geodiag.lab.outcomes import SUMMARIES
 from geodiag.lab.stats import spearman
 from geodiag.report import report_zip
@@ -29,6 +29,8 @@ def verdict_table(sweep: str, data: pd.DataFrame) -> None:
     st.subheader(f"Verdicts against {reference}")
     mde = table["mde"].dropna()
     (st.warning if mde.empty or mde.min() > UNDERPOWERED else st.info)(power_sentence(table))
+    if edge := edge_sentence(table):
+        st.warning(edge)
     shown = table.assign(seeds=table["seeds"].map(len), **{c: 100 * table[c] for c in (
         "accuracy", "accuracy_se", "delta", "ci_low", "ci_high", "mde")})
     st.dataframe(shown[["label", "lr", "seeds", "n_items", "params", "accuracy", "accuracy_se", "delta", "ci_low",

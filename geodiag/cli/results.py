@@ -7,7 +7,7 @@ import json
 import math
 
 from geodiag.cli.runs import store_arg
-from geodiag.lab import METHOD, power_sentence, verdicts
+from geodiag.lab import METHOD, edge_sentence, power_sentence, verdicts
 from geodiag.store import Reader
 
 
@@ -41,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{r.label:<12} {lr:>8} {len(r.seeds):>5} {r.n_items:>5} {acc:>15} {delta:>27} {_num(r.mde, '.3f'):>6} "
               f"{_num(r.p_holm, '.3f'):>8}  {r.verdict:<17} {_num(r.forgetting, '+.3f'):>10}")
     print(f"\n{power_sentence(table)} Intervals: {METHOD}.")
+    if edge := edge_sentence(table):
+        print(edge)
     return 0
 
 

@@ -16,7 +16,7 @@ from geodiag.lab.selection import final_runs, sweep_table
 from geodiag.store import Reader
 
 KEYS = ["label", "method", "lr", "seeds", "n_items", "params", "accuracy", "accuracy_se", "delta", "ci_low",
-        "ci_high", "df", "mde", "p", "p_holm", "verdict", "forgetting", "forgetting_se", "dev_accuracy"]
+        "ci_high", "df", "mde", "p", "p_holm", "verdict", "forgetting", "forgetting_se", "dev_accuracy", "grid_edge"]
 
 
 def verdicts(reader: Reader, sweep_or_run: str, reference: str = "lora", rows: SweepRows | None = None
@@ -42,6 +42,7 @@ def verdicts(reader: Reader, sweep_or_run: str, reference: str = "lora", rows: S
     out = pd.DataFrame([_row(label, lr, ids, runs, items, ref if label != reference else None, per_run)
                         for label, (lr, ids) in sorted(finals.items(), key=lambda kv: kv[0] != reference)],
                        columns=KEYS)
+    out["grid_edge"] = [grid_edge(table, label, lr) for label, lr in zip(out["label"], out["lr"], strict=True)]
     out["p_holm"] = holm(out["p"].tolist())
     out["verdict"] = [verdict(d, p) if label != reference else "reference"
                       for label, d, p in zip(out["label"], out["delta"], out["p_holm"], strict=True)]
@@ -73,6 +74,27 @@ def _row(label: str, lr, run_ids: list[str], runs: pd.DataFrame, items: pd.DataF
     d = two_way(x.loc[seeds, shared].to_numpy() - ref.loc[seeds, shared].to_numpy())  # paired: same seed, same item
     lo, hi = d.interval()
     return {**out, "delta": d.mean, "ci_low": lo, "ci_high": hi, "df": d.df, "mde": d.mde(), "p": d.p_value()}
+
+
+def grid_edge(table: pd.DataFrame, label: str, lr: float | None) -> str:
+    """'lowest' or 'highest' when the label's chosen rate is an end of its grid (the best rate may lie beyond it),
+    else ''. `table`: the sweep's cells (sweep_table)."""
+    grids = [g for g in table.loc[table["label"] == label, "grid"] if g]
+    if lr is None or not grids or len(grids[0]) < 2:
+        return ""
+    if math.isclose(lr, min(grids[0]), rel_tol=1e-9):
+        return "lowest"
+    return "highest" if math.isclose(lr, max(grids[0]), rel_tol=1e-9) else ""
+
+
+def edge_sentence(table: pd.DataFrame) -> str:
+    """A warning, in words, for every label whose chosen rate is an end of its grid ('' when none is)."""
+    at = table[table["grid_edge"].astype(bool)]
+    if at.empty:
+        return ""
+    each = "; ".join(f"{r.label} chose {r.lr:g}, the {r.grid_edge} rate of its grid" for r in at.itertuples())
+    return (f"At the edge of a learning-rate grid: {each}. A better rate may lie beyond, so the accuracy shown may "
+            "understate the method: extend its lr_grid and rerun the sweep (finished cells are kept).")
 
 
 def power_sentence(table: pd.DataFrame) -> str:

@@ -141,3 +141,20 @@ def test_verdicts_from_the_pages_shared_outcome_table_equal_their_own(dashboard_
     assert len(got) and set(got["run_id"]) == set(ids)
     pd.testing.assert_frame_equal(got, by_hand.rename(columns={"value": "exact"}).sort_values(key, ignore_index=True),
                                   check_dtype=False)
+
+
+def test_a_rate_chosen_at_either_end_of_its_grid_is_named():
+    """The verdicts say when a label's chosen rate is its grid's lowest or highest: the best may lie beyond."""
+    import pandas as pd
+
+    from geodiag.lab.results import edge_sentence, grid_edge
+
+    grid = (3e-5, 1e-4, 3e-4, 1e-3)
+    table = pd.DataFrame({"label": ["pissa", "pissa", "lora", "full"],
+                          "grid": [grid, (), (1e-4, 3e-4, 1e-3), ()]})
+    assert grid_edge(table, "pissa", 1e-3) == "highest" and grid_edge(table, "pissa", 3e-5) == "lowest"
+    assert grid_edge(table, "pissa", 1e-4) == "" and grid_edge(table, "pissa", 1.0000000001e-3) == "highest"
+    assert grid_edge(table, "full", 2e-5) == "" and grid_edge(table, "lora", None) == ""  # no grid, no choice
+    rows = pd.DataFrame({"label": ["lora", "pissa"], "lr": [3e-4, 1e-3], "grid_edge": ["", "highest"]})
+    assert edge_sentence(rows).startswith("At the edge of a learning-rate grid: pissa chose 0.001, the highest rate")
+    assert "lora" not in edge_sentence(rows) and edge_sentence(rows.assign(grid_edge="")) == ""
