@@ -97,17 +97,17 @@ if data is not None:
     verdict_table(sweep, data)
     appendix(sweep)
     st.subheader("Learning-rate selection")
-    figure_section("lr", [sweep], runs, height=360)
+    figure_section("lr", [sweep], runs, height=430)
     st.caption(get_figure("lr").caption)
     st.subheader("Learning against forgetting")
-    figure_section("forgetting", [sweep], runs, height=380)
+    figure_section("forgetting", [sweep], runs, height=430)
     st.caption(get_figure("forgetting").caption)
     st.subheader("Geometry against outcome")
     gain, forgetting = st.tabs(["against the accuracy gain", "against forgetting"])
     with gain:
-        figure_section("outcome", [sweep], runs, height=360)
+        figure_section("outcome", [sweep], runs, height=430)
     with forgetting:
-        figure_section("outcome-forgetting", [sweep], runs, height=360)
+        figure_section("outcome-forgetting", [sweep], runs, height=430)
     rows = [{"summary": text, **spearman(data[col], data["gain"])} for col, text in SUMMARIES.items()]
     st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={
         "rho": st.column_config.NumberColumn("Spearman ρ vs accuracy gain", format="%.2f"),

@@ -17,6 +17,14 @@ SHORT = {"gid_rank_ratio": "GID / rank", "erank": "ΔW effective rank", "angle_d
          "coverage": "probe coverage"}  # axis titles; the table below the figure says each in full
 
 
+def by_method(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The frame sorted by label (stably) and its labels in that order: every figure of a sweep draws a method in
+    the same colour, marker and legend place, whatever runs each figure leaves out (the learning-rate curves keep
+    only selection runs, the others only the chosen rate's)."""
+    df = df.sort_values("label", kind="stable") if "label" in df else df
+    return df, (list(dict.fromkeys(df["label"].astype(str))) if "label" in df else [])
+
+
 def colors(labels: list[str]) -> dict[str, str]:
     return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
 
@@ -30,11 +38,11 @@ def results(df: pd.DataFrame, **_) -> go.Figure:
     """(a) exact-match accuracy and (b) held-out LM loss against parameters: every run a small point, each method's
     mean ± standard error over its seeds a large one, and the Pareto front of the means (fewest parameters for the
     most accuracy) joined and ringed."""
+    df, order = by_method(df)
     df = compared(df)
     if df.empty or df["accuracy"].isna().all():
         return empty_figure("no evaluated training runs: train with --eval-size > 0 (e.g. geodiag sweep)")
     fig = grid(1, 2, ["(a) accuracy at equal budget", "(b) held-out loss"])
-    order = list(dict.fromkeys(df["label"]))
     for col, value in ((1, "accuracy"), (2, "eval_loss")):
         _panel(fig, df, value, col, colors(order), symbols(order))
     span = df["params"].max() / max(df["params"].min(), 1)
@@ -85,6 +93,7 @@ def geometry(df: pd.DataFrame, target: str = "gain", **_) -> go.Figure:
     summary, with Spearman's rho, its 95% interval (Fisher z) and n in the title: with a handful of runs the
     interval is wide, and says so. Every finished run of the sweep is a point, the selection's other learning rates
     included: the rate moves geometry and outcome together, which is part of what this asks."""
+    df, order = by_method(df)
     have = [c for c in SUMMARIES if c in df and df[c].notna().sum() >= 2]
     if df.empty or not have or target not in df or df[target].isna().all():
         return empty_figure(f"no run has both {TARGETS[target]} and a geometry summary")
@@ -95,7 +104,6 @@ def geometry(df: pd.DataFrame, target: str = "gain", **_) -> go.Figure:
         rho = "ρ undefined (a constant or n < 3)" if np.isnan(s["rho"]) else f"ρ = {s['rho']:.2f}{interval}"
         titles.append(f"{rho}, n = {s['n']}")
     fig = grid(1, len(have), titles)
-    order = list(dict.fromkeys(df["label"]))
     palette, marks = colors(order), symbols(order)
     for col, c in enumerate(have, start=1):
         for label, part in df.groupby("label", sort=False):
@@ -117,11 +125,11 @@ def geometry_forgetting(df: pd.DataFrame, **_) -> go.Figure:
 def lr_curves(df: pd.DataFrame, **_) -> go.Figure:
     """Per method, dev accuracy against the learning rate over its selection runs (mean over selection seeds, a
     faint point per run), the chosen rate ringed: how much of a comparison the rate alone decides."""
+    df, order = by_method(df)
     sel = df[df["phase"] == "select"].dropna(subset=["lr", "dev_accuracy"]) if "phase" in df else df[:0]
     if sel.empty:
         return empty_figure("no learning-rate selection in this sweep: geodiag sweep --lr-grid 1e-4,3e-4,1e-3,3e-3")
     fig = go.Figure()
-    order = list(dict.fromkeys(sel["label"]))
     palette, marks = colors(order), symbols(order)
     for label, part in sel.groupby("label", sort=False):
         mean = part.groupby("lr")["dev_accuracy"].mean().sort_index()
@@ -144,12 +152,12 @@ def lr_curves(df: pd.DataFrame, **_) -> go.Figure:
 def learning_forgetting(df: pd.DataFrame, **_) -> go.Figure:
     """Learning against forgetting (Biderman et al. 2024, Fig. 1's axes): test accuracy against the rise of the
     token loss on general text, a point per run and each method's mean ± s.e. on both axes."""
+    df, order = by_method(df)
     df = compared(df)
     have = df.dropna(subset=["accuracy", "forgetting"]) if "forgetting" in df else df[:0]
     if have.empty:
         return empty_figure("no run recorded forgetting: geodiag train records it unless --forget-size 0")
     fig = go.Figure()
-    order = list(dict.fromkeys(have["label"]))
     palette, marks = colors(order), symbols(order)
     acc, forget = per_method(have, "accuracy"), per_method(have, "forgetting")
     for (label, part), a, f in zip(have.groupby("label", sort=False), acc.itertuples(), forget.itertuples(),

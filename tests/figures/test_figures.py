@@ -207,3 +207,29 @@ def test_the_atlas_reads_only_each_methods_first_run_and_draws_what_the_whole_mo
     expected = atlas_series(dense).sort_values(key).reset_index(drop=True)
     assert len(expected) and atlas_series(lean).sort_values(key).reset_index(drop=True).equals(expected)
     assert len(lean) < len(dense) and set(lean["run_id"]) == set(expected["run_id"])
+
+
+def test_a_method_keeps_its_colour_and_legend_place_in_every_results_figure():
+    from geodiag.figures.results import learning_forgetting, lr_curves, results
+
+    rows = []  # the newest run first, as the store lists them: pissa's last selection run is newer than all else
+    for label, rates, chosen, acc in (("pissa", (1e-3, 3e-3), 1e-3, 0.55), ("manifold", (3e-3, 1e-2), 1e-2, 0.47),
+                                      ("lora", (1e-3, 3e-3), 3e-3, 0.56)):
+        for lr in rates:
+            score = acc - (lr != chosen) * 0.1
+            rows.append(dict(label=label, seed=0, lr=lr, phase="select", final=lr == chosen, params=460800,
+                             accuracy=score, eval_loss=0.5, dev_accuracy=score, forgetting=0.2))
+        rows += [dict(label=label, seed=s, lr=chosen, phase="final", final=True, params=460800,
+                      accuracy=acc + s / 100, eval_loss=0.5, dev_accuracy=None, forgetting=0.2) for s in (1, 2)]
+    df = pd.DataFrame(rows)
+    manifold = df["label"] == "manifold"  # its finals first, its selection last: first seen differs per figure
+    df = pd.concat([df[manifold].iloc[2:], df[~manifold], df[manifold].iloc[:2]])
+
+    def legend(fig):  # each method's colour, in legend order
+        shown = [t for t in fig.data if t.showlegend is not False and t.legendgroup not in (None, "front")]
+        return [(t.legendgroup, t.marker.color if t.marker.color is not None else t.line.color) for t in shown]
+
+    drawn = [legend(f(df)) for f in (results, lr_curves, learning_forgetting)]
+    assert [m for m, _ in drawn[0]] == ["lora", "manifold", "pissa"]
+    assert drawn[0] == drawn[1] == drawn[2]
+    assert len({c for _, c in drawn[0]}) == 3
