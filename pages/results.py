@@ -15,6 +15,7 @@ from geodiag.store import Reader
 from geodiag.ui import figure_section, load_verdicts, page, store_path
 
 UNDERPOWERED = 0.03  # published differences between LoRA variants are 1-3 accuracy points
+HEIGHT = 430  # tall enough for seven methods' legend entries beside a figure
 
 def verdict_table(sweep: str, data: pd.DataFrame) -> None:
     """The numbers `geodiag results` prints: each method against the reference, paired on seeds and items."""
@@ -91,23 +92,23 @@ if st.session_state.get("results-sweep") not in sweeps:  # e.g. the Runs page's 
     st.session_state.pop("results-sweep", None)
 kept = "results-sweep" in st.session_state  # Streamlit warns when a widget gets both an index and a session value
 sweep = st.selectbox("Sweep", sweeps, key="results-sweep", **({} if kept else {"index": default})) if sweeps else ids[0]
-data = figure_section("results", [sweep], runs, height=430)
+data = figure_section("results", [sweep], runs, height=HEIGHT)
 if data is not None:
     st.caption(get_figure("results").caption)
     verdict_table(sweep, data)
     appendix(sweep)
     st.subheader("Learning-rate selection")
-    figure_section("lr", [sweep], runs, height=430)
+    figure_section("lr", [sweep], runs, height=HEIGHT)
     st.caption(get_figure("lr").caption)
     st.subheader("Learning against forgetting")
-    figure_section("forgetting", [sweep], runs, height=430)
+    figure_section("forgetting", [sweep], runs, height=HEIGHT)
     st.caption(get_figure("forgetting").caption)
     st.subheader("Geometry against outcome")
     gain, forgetting = st.tabs(["against the accuracy gain", "against forgetting"])
     with gain:
-        figure_section("outcome", [sweep], runs, height=430)
+        figure_section("outcome", [sweep], runs, height=HEIGHT)
     with forgetting:
-        figure_section("outcome-forgetting", [sweep], runs, height=430)
+        figure_section("outcome-forgetting", [sweep], runs, height=HEIGHT)
     rows = [{"summary": text, **spearman(data[col], data["gain"])} for col, text in SUMMARIES.items()]
     st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={
         "rho": st.column_config.NumberColumn("Spearman ρ vs accuracy gain", format="%.2f"),

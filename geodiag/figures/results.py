@@ -21,8 +21,8 @@ def by_method(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """The frame sorted by label (stably) and its labels in that order: every figure of a sweep draws a method in
     the same colour, marker and legend place, whatever runs each figure leaves out (the learning-rate curves keep
     only selection runs, the others only the chosen rate's)."""
-    df = df.sort_values("label", kind="stable") if "label" in df else df
-    return df, (list(dict.fromkeys(df["label"].astype(str))) if "label" in df else [])
+    df = df.sort_values("label", kind="stable")
+    return df, list(df["label"].unique())
 
 
 def colors(labels: list[str]) -> dict[str, str]:

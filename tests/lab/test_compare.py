@@ -6,6 +6,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from helpers import geodiag
 from scipy import stats
@@ -121,8 +122,6 @@ def test_results_refuse_a_missing_reference_or_an_empty_sweep_in_one_sentence(tm
 def test_verdicts_from_the_pages_shared_outcome_table_equal_their_own(dashboard_store):
     """The Results page hands verdicts the sweep's outcome table and item scores its figures drew from (one
     aggregated read): the same numbers, and the same items as every stored row read by hand."""
-    import pandas as pd
-
     from geodiag.lab import sweep_rows, sweep_run_ids, verdicts
     from geodiag.names import ITEM_EXACT
     from geodiag.store import Reader
@@ -145,8 +144,6 @@ def test_verdicts_from_the_pages_shared_outcome_table_equal_their_own(dashboard_
 
 def test_a_rate_chosen_at_either_end_of_its_grid_is_named():
     """The verdicts say when a label's chosen rate is its grid's lowest or highest: the best may lie beyond."""
-    import pandas as pd
-
     from geodiag.lab.results import edge_sentence, grid_edge
 
     grid = (3e-5, 1e-4, 3e-4, 1e-3)
